@@ -1,0 +1,60 @@
+"""Command-line entry point: builds the parser, runs a command, maps errors to exit codes.
+
+Exit codes: 0 ok, 1 drift / apply rolled back, 2 bad config or usage, 3 system not readable or
+changeable. This is the only place that turns exceptions into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from grebond import __version__
+from grebond.errors import ConfigError, GrebondError
+
+DEFAULT_CONFIG = "/etc/grebond/grebond.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grebond.cli import backend_cmds, config_cmds, kernel_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="grebond",
+        description="Bond GRETAP tunnels over an encrypted underlay, from one model for both ends.",
+        epilog="Exit status: 0 ok, 1 drift or apply rolled back, 2 bad config or usage, 3 system error.",
+    )
+    parser.add_argument("--version", action="version", version=f"grebond {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (config_cmds, backend_cmds, kernel_cmds):
+        module.register(sub)
+    return parser
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, metavar="FILE",
+                   help=f"the link model (default {DEFAULT_CONFIG})")
+
+
+def add_node_arg(p: argparse.ArgumentParser, detect: str = "") -> None:
+    p.add_argument("--node", metavar="NAME", help="the end to act for" + (f" (default: {detect})" if detect else ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return exc.exit_status
+    except GrebondError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"grebond: {line}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("grebond: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

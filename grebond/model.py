@@ -1,0 +1,236 @@
+"""The typed model: one link described once for both of its ends.
+
+Built only by ``grebond.validation`` from a checked config; frozen so renderers and backends
+can share it freely. ``Config.ends_of(node)`` gives the view from one router, where each
+tunnel's addresses become ``local`` and ``remote``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
+DEFAULT_TTL = 255
+DEFAULT_UNDERLAY_MTU = 1420           # WireGuard's default device MTU
+DEFAULT_MONITOR_INTERVAL_MS = 100
+DEFAULT_MISSED_MAX = 2                # the kernel's own default for arp_missed_max
+
+
+class BondMode(str, Enum):
+    """Kernel bonding modes; the value is the name the kernel, networkd and NM all use."""
+
+    BALANCE_RR = "balance-rr"
+    ACTIVE_BACKUP = "active-backup"
+    BALANCE_XOR = "balance-xor"
+    BROADCAST = "broadcast"
+    LACP = "802.3ad"
+    BALANCE_TLB = "balance-tlb"
+    BALANCE_ALB = "balance-alb"
+
+    @property
+    def number(self) -> int:
+        """IFLA_BOND_MODE value."""
+        return list(BondMode).index(self)
+
+    @property
+    def allows_arp_monitor(self) -> bool:
+        # bond_options.c: arp_interval is unsupported in 802.3ad, tlb and alb
+        return self not in (BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+    @property
+    def reorders(self) -> bool:
+        """Spreads one flow over several slaves, so unequal paths reorder TCP."""
+        return self in (BondMode.BALANCE_RR, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+
+class MonitorType(str, Enum):
+    ARP = "arp"
+    MII = "mii"
+    NONE = "none"
+
+
+# IFLA_BOND_ARP_VALIDATE numbering
+ARP_VALIDATE = ("none", "active", "backup", "all", "filter", "filter_active", "filter_backup")
+# IFLA_BOND_XMIT_HASH_POLICY numbering
+XMIT_HASH_POLICIES = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac")
+LACP_RATES = ("slow", "fast")
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """How the bond notices a dead tunnel. A gretap never drops carrier, so only ARP works."""
+
+    type: MonitorType = MonitorType.ARP
+    interval_ms: int = DEFAULT_MONITOR_INTERVAL_MS
+    missed_max: int = DEFAULT_MISSED_MAX
+    validate: str = "none"
+    targets: tuple[IPv4Address, ...] | None = None   # None: the peer end's IPv4 bond addresses
+
+
+@dataclass(frozen=True)
+class BondOptions:
+    """Optional kernel bond options; None means 'leave the kernel default'."""
+
+    xmit_hash_policy: str | None = None
+    min_links: int | None = None
+    packets_per_slave: int | None = None
+    lacp_rate: str | None = None
+    primary: str | None = None
+    updelay_ms: int | None = None
+    downdelay_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One GRETAP (or ip6gretap) tunnel, i.e. one underlay path, as seen from both ends."""
+
+    name: str
+    ends: tuple[tuple[str, IPAddress], ...]   # (node, that node's underlay address), in file order
+    ttl: int = DEFAULT_TTL
+    underlay_mtu: int = DEFAULT_UNDERLAY_MTU
+    key: int | None = None
+    encaplimit: int | None = None             # ip6gretap only; None = "none" (no 8-byte option)
+
+    @property
+    def family(self) -> int:
+        return self.ends[0][1].version
+
+    @property
+    def kind(self) -> str:
+        return "gretap" if self.family == 4 else "ip6gretap"
+
+    def address_of(self, node: str) -> IPAddress:
+        return dict(self.ends)[node]
+
+
+@dataclass(frozen=True)
+class End:
+    node: str
+    addresses: tuple[IPInterface, ...]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A bond between two nodes, carried over one tunnel per path."""
+
+    name: str
+    ends: tuple[End, End]
+    tunnels: tuple[Tunnel, ...]
+    mode: BondMode = BondMode.BALANCE_RR
+    mtu: int = 0                              # resolved: explicit, or computed from the tunnels
+    mtu_auto: bool = True
+    monitor: Monitor = field(default_factory=Monitor)
+    options: BondOptions = field(default_factory=BondOptions)
+    allow_plaintext_underlay: bool = False
+
+    def end(self, node: str) -> End:
+        return next(e for e in self.ends if e.node == node)
+
+    def peer_of(self, node: str) -> End:
+        return next(e for e in self.ends if e.node != node)
+
+
+@dataclass(frozen=True)
+class Config:
+    links: tuple[Link, ...]
+    source: str = "<config>"
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node, sorted, so 'render all' is deterministic."""
+        return tuple(sorted({e.node for link in self.links for e in link.ends}))
+
+    def ends_of(self, node: str) -> tuple[BondEnd, ...]:
+        """The bonds ``node`` is an end of, seen from that node."""
+        return tuple(BondEnd.of(link, node) for link in self.links if node in (e.node for e in link.ends))
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    """A tunnel from one node's side: what that node's kernel is told."""
+
+    name: str
+    kind: str
+    local: IPAddress
+    remote: IPAddress
+    ttl: int
+    key: int | None
+    mtu: int
+    encaplimit: int | None
+
+    @property
+    def family(self) -> int:
+        return self.local.version
+
+
+@dataclass(frozen=True)
+class BondEnd:
+    """A link from one node's side: everything a renderer or backend needs for that router."""
+
+    link: Link
+    node: str
+    peer: str
+    tunnels: tuple[TunnelEnd, ...]
+    addresses: tuple[IPInterface, ...]
+    peer_addresses: tuple[IPInterface, ...]
+    arp_targets: tuple[IPv4Address, ...]
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    @property
+    def mode(self) -> BondMode:
+        return self.link.mode
+
+    @property
+    def mtu(self) -> int:
+        return self.link.mtu
+
+    @property
+    def monitor(self) -> Monitor:
+        return self.link.monitor
+
+    @property
+    def options(self) -> BondOptions:
+        return self.link.options
+
+    @property
+    def mac(self) -> str:
+        """A stable, locally administered MAC for the bond.
+
+        Set before enslaving so the bond's MAC never changes under the peer's ARP cache (a
+        changing bond MAC is the likely cause of 'ping works only after the other side pings').
+        """
+        digest = hashlib.sha256(f"grebond/{self.node}/{self.name}".encode()).digest()
+        return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+    def uuid(self, ifname: str) -> str:
+        """Stable NetworkManager UUID for this node's connection of ``ifname``."""
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.node}/{self.name}/{ifname}"))
+
+    @classmethod
+    def of(cls, link: Link, node: str) -> BondEnd:
+        peer = link.peer_of(node)
+        tunnels = tuple(
+            TunnelEnd(name=t.name, kind=t.kind, local=t.address_of(node), remote=t.address_of(peer.node),
+                      ttl=t.ttl, key=t.key, mtu=link.mtu, encaplimit=t.encaplimit)
+            for t in link.tunnels
+        )
+        if link.monitor.type is not MonitorType.ARP:
+            targets: tuple[IPv4Address, ...] = ()
+        elif link.monitor.targets is not None:
+            targets = link.monitor.targets
+        else:
+            targets = tuple(a.ip for a in peer.addresses if isinstance(a, IPv4Interface))
+        return cls(link=link, node=node, peer=peer.node, tunnels=tunnels,
+                   addresses=link.end(node).addresses, peer_addresses=peer.addresses, arp_targets=targets)
+
+
+_UUID_NAMESPACE = uuid.UUID("5c7f3b8e-2f1d-5a3e-9a53-6772656226f6")
