@@ -46,6 +46,7 @@ class Context:
     node: str
     root: Path = Path("/")
     dry_run: bool = False
+    write_only: bool = False          # persist files/keyfiles under root but leave the running system alone
     rollback: bool = True
     target_systemd: int = 252
     timeout_s: float = 30.0
@@ -53,8 +54,8 @@ class Context:
 
     @property
     def offline(self) -> bool:
-        """True when writing into an image/test root rather than the running system."""
-        return self.root != Path("/")
+        """True when only files are written (an image, a test root, or an install hook)."""
+        return self.write_only or self.root != Path("/")
 
     def say(self, text: str) -> None:
         print(text, file=self.out)

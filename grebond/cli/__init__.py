@@ -17,7 +17,7 @@ DEFAULT_CONFIG = "/etc/grebond/grebond.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grebond.cli import backend_cmds, config_cmds, kernel_cmds
+    from grebond.cli import backend_cmds, config_cmds, kernel_cmds, path_cmds
 
     parser = argparse.ArgumentParser(
         prog="grebond",
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"grebond {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (config_cmds, backend_cmds, kernel_cmds):
+    for module in (config_cmds, backend_cmds, kernel_cmds, path_cmds):
         module.register(sub)
     return parser
 

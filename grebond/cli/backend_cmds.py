@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("--root", metavar="DIR", type=Path,
                        help="write files into an image or test tree instead of the running system")
         p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+        p.add_argument("--write-only", action="store_true",
+                       help="only write the persistent configuration (files, keyfiles); leave the running "
+                            "system alone (install hooks, images)")
         if name == "apply":
             p.add_argument("--no-rollback", action="store_true",
                            help="keep the new state even when it does not verify")
@@ -45,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Context:
-    offline = args.root is not None and args.root.resolve() != Path("/")
+    offline = args.write_only or (args.root is not None and args.root.resolve() != Path("/"))
     local = None
     if not offline and args.node is None:
         from grebond.kernel.reader import local_addresses
@@ -55,6 +58,7 @@ def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Cont
     if target is None:
         target = 252 if offline else _running_systemd_version()
     return Context(config=config, node=node, root=args.root or Path("/"), dry_run=args.dry_run,
+                   write_only=args.write_only,
                    rollback=not getattr(args, "no_rollback", False), target_systemd=target,
                    timeout_s=getattr(args, "timeout", 30.0))
 
@@ -66,7 +70,7 @@ def _running_systemd_version() -> int:
 
 def _backend(args: argparse.Namespace) -> Backend:
     if args.backend == "auto":
-        if args.root is not None:
+        if args.root is not None or args.write_only:
             raise SystemAccessError("--backend auto needs a running system; with --root name the backend "
                                     "(networkd or networkmanager)")
         backend, why = registry.choose_auto()
