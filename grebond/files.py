@@ -2,7 +2,7 @@
 
 Every write is atomic (temp file in the same directory, fsync, rename, fsync of the directory),
 so a crash leaves the old or the new version, never a partial one. grebond only replaces or
-deletes files whose first line carries its generated-by marker.
+deletes files whose first line (after a #! line) carries its generated-by marker.
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from grebond.renderer import GENERATED_MARKER
 
 
 def is_generated(path: Path) -> bool:
-    """True when ``path`` is a regular file grebond wrote (its first line has the marker)."""
+    """True when ``path`` is a regular file grebond wrote: the marker is on its first line
+    (its second, after a ``#!`` interpreter line)."""
+    if path.is_symlink() or not path.is_file():
+        return False
     try:
         with open(path, "rb") as fh:
             first = fh.readline(512)
+            if first.startswith(b"#!"):
+                first = fh.readline(512)
     except OSError:
         return False
-    return GENERATED_MARKER.encode() in first and path.is_file() and not path.is_symlink()
+    return GENERATED_MARKER.encode() in first
 
 
 def check_writable(path: Path) -> None:

@@ -7,8 +7,6 @@ tunnel's addresses become ``local`` and ``remote``.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -208,12 +206,16 @@ class BondEnd:
         Set before enslaving so the bond's MAC never changes under the peer's ARP cache (a
         changing bond MAC is the likely cause of 'ping works only after the other side pings').
         """
+        import hashlib
+
         digest = hashlib.sha256(f"grebond/{self.node}/{self.name}".encode()).digest()
         return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
     def uuid(self, ifname: str) -> str:
         """Stable NetworkManager UUID for this node's connection of ``ifname``."""
-        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.node}/{self.name}/{ifname}"))
+        import uuid
+
+        return str(uuid.uuid5(uuid.UUID(_UUID_NAMESPACE), f"{self.node}/{self.name}/{ifname}"))
 
     @classmethod
     def of(cls, link: Link, node: str) -> BondEnd:
@@ -233,4 +235,4 @@ class BondEnd:
                    addresses=link.end(node).addresses, peer_addresses=peer.addresses, arp_targets=targets)
 
 
-_UUID_NAMESPACE = uuid.UUID("5c7f3b8e-2f1d-5a3e-9a53-6772656226f6")
+_UUID_NAMESPACE = "5c7f3b8e-2f1d-5a3e-9a53-6772656226f6"

@@ -6,9 +6,6 @@ a shell) on a host that does not have the interfaces yet; it is not persistent.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import SystemAccessError
 from grebond.files import under_root, write_atomic
@@ -27,6 +24,8 @@ class Iproute2Backend(Backend):
         return renderer.render(ctx.config.ends_of(ctx.node), ctx.config.source, ctx.node)
 
     def available(self) -> Availability:
+        import shutil
+
         path = shutil.which("ip")
         return Availability(bool(path), f"ip found at {path}" if path else "ip(8) not found: install iproute2")
 
@@ -41,6 +40,8 @@ class Iproute2Backend(Backend):
         return changes
 
     def apply(self, ctx: Context) -> Changes:
+        import subprocess
+
         rendering = self.render(ctx)
         changes = Changes()
         for argv in rendering.data:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grebond.backends import registry
-from grebond.backends.base import Backend, Context
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.cli.config_cmds import load
 from grebond.errors import SystemAccessError
-from grebond.lock import exclusive
-from grebond.model import Config
-from grebond.nodes import resolve_node
-from grebond.security import check_config_permissions
+
+if TYPE_CHECKING:
+    from grebond.backends.base import Backend, Context
+    from grebond.model import Config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Context:
+    from grebond.backends.base import Context
+    from grebond.nodes import resolve_node
+
     offline = args.write_only or (args.root is not None and args.root.resolve() != Path("/"))
     local = None
     if not offline and args.node is None:
@@ -80,6 +82,9 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def _run(args: argparse.Namespace, action: str) -> int:
+    from grebond.lock import exclusive
+    from grebond.security import check_config_permissions
+
     backend = _backend(args)
     config = load(args)
     ctx = _context(args, config, backend)
@@ -119,6 +124,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
         rows.append({"name": name, "target": entry.target, "usable": True, "available": availability.ok,
                      "reason": availability.reason, "summary": entry.backend.summary})
     if args.json:
+        import json
+
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:

@@ -13,7 +13,6 @@ from grebond.cli import add_config_arg, add_node_arg
 from grebond.errors import Problem, UsageError
 from grebond.files import write_atomic
 from grebond.model import Config
-from grebond.nodes import resolve_node
 from grebond.validation import load_config
 
 
@@ -68,6 +67,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     backend = registry.get(args.backend)
     config = load(args)
+    from grebond.nodes import resolve_node
+
     nodes = [resolve_node(config, args.node)] if args.node else list(config.nodes)
     renderings = [backend.render(Context(config=config, node=n, target_systemd=args.target_systemd)) for n in nodes]
     if args.output is None:

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Cold `grebond render` wall time for the seed example (target: under 60 ms).
+
+Each run is a fresh interpreter, as a user or an install hook would start it. Prints the
+median and spread of N runs per backend, plus the import time of the modules involved.
+
+    .venv/bin/python benchmarks/render_bench.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "examples" / "seed.yaml"
+TARGET_MS = 60.0
+
+
+def time_once(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - start) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    grebond = [sys.executable, "-m", "grebond"]
+    baseline = [sys.executable, "-c", "pass"]
+    rows = [("python -c pass (interpreter start)", baseline)]
+    for backend in ("networkd", "networkmanager", "iproute2"):
+        rows.append((f"grebond render --backend {backend}",
+                     grebond + ["render", "--backend", backend, "-c", str(SEED)]))
+    rows.append(("grebond validate", grebond + ["validate", "-c", str(SEED)]))
+    print(f"{'command':<44} {'median ms':>9} {'min':>6} {'max':>6}   (runs={args.runs}, target < {TARGET_MS:.0f} ms)")
+    for label, argv in rows:
+        time_once(argv)  # warm the page cache, not the interpreter
+        samples = [time_once(argv) for _ in range(args.runs)]
+        print(f"{label:<44} {statistics.median(samples):9.1f} {min(samples):6.1f} {max(samples):6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
