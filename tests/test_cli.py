@@ -38,9 +38,9 @@ def test_missing_config_is_exit_2_with_fix(capsys: pytest.CaptureFixture[str], t
 
 
 def test_unknown_node_suggests(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["render", "-c", SEED, "--node", "r3"]) == 2
+    assert main(["render", "-c", SEED, "--node", "r1x"]) == 2
     err = capsys.readouterr().err
-    assert "--node r3: no link in" in err and "did you mean 'r1'?" in err
+    assert "--node r1x: no link in" in err and "did you mean 'r1'?" in err
 
 
 def test_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            help="keep the new state even when it does not verify")
             p.add_argument("--target-systemd", type=int, default=None, metavar="N",
                            help="systemd version of the target (default: detected, or 252 offline)")
+            p.add_argument("--target-nm", default=None, metavar="VERSION",
+                           help="NetworkManager version to render for (default: the running one, or 1.42 offline)")
             p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                            help="how long to wait for the links to come up and verify (default 30)")
         p.set_defaults(func=func)
@@ -52,7 +54,8 @@ def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Cont
 
     offline = args.write_only or (args.root is not None and args.root.resolve() != Path("/"))
     local = None
-    if not offline and args.node is None:
+    on_this_host = args.root is None or args.root.resolve() == Path("/")
+    if on_this_host and args.node is None:   # --write-only on this host still knows its addresses
         from grebond.kernel.reader import local_addresses
         local = local_addresses
     node = resolve_node(config, args.node, local)
@@ -62,6 +65,7 @@ def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Cont
     return Context(config=config, node=node, root=args.root or Path("/"), dry_run=args.dry_run,
                    write_only=args.write_only,
                    rollback=not getattr(args, "no_rollback", False), target_systemd=target,
+                   target_nm=getattr(args, "target_nm", None),
                    timeout_s=getattr(args, "timeout", 30.0))
 
 

@@ -1,0 +1,74 @@
+"""grebond(8) documents every subcommand and option, the exit codes and the files, and renders cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grebond.cli import build_parser
+
+MAN = Path(__file__).resolve().parents[2] / "packaging" / "grebond.8"
+
+
+def source() -> str:
+    return MAN.read_text()
+
+
+def rendered() -> str:
+    if shutil.which("man") is None:
+        pytest.skip("man (man-db) is not installed")
+    env = dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="")
+    done = subprocess.run(["man", "--warnings", "-l", str(MAN)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", f"groff warnings: {done.stderr}"
+    return done.stdout
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def test_renders_without_warnings() -> None:
+    text = rendered()
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "CONFIGURATION", "EXIT STATUS", "FILES"):
+        assert re.search(rf"^{section}$", text, re.M), section
+
+
+@pytest.mark.parametrize("command", sorted(subparsers()))
+def test_every_subcommand_and_option_is_documented(command: str) -> None:
+    text = source()
+    assert re.search(rf"^\.B grebond {re.escape(command.replace('-', chr(92) + '-'))}$", text, re.M), \
+        f"no synopsis line for 'grebond {command}'"
+    assert re.search(rf"^\.B {re.escape(command.replace('-', chr(92) + '-'))}$", text, re.M), \
+        f"'{command}' has no entry under COMMANDS"
+    for action in subparsers()[command]._actions:
+        for opt in action.option_strings:
+            if opt in ("-h", "--help"):
+                continue
+            assert opt.replace("-", "\\-") in text, f"'grebond {command} {opt}' is not in {MAN}"
+
+
+def test_exit_codes_and_files() -> None:
+    text = rendered()
+    status = text.split("EXIT STATUS", 1)[1].split("FILES", 1)[0]
+    for code, word in (("0", "Success"), ("1", "Drift"), ("2", "Bad configuration or usage"), ("3", "System error")):
+        assert re.search(rf"^\s+{code}\s+{word}", status, re.M), code
+    files = text.split("\nFILES", 1)[1]
+    for path in ("/etc/grebond/grebond.yaml", "/etc/default/grebond", "/etc/systemd/network/40-grebond-*",
+                 "/etc/NetworkManager/system-connections/", "/usr/share/doc/grebond/examples/"):
+        assert path in files, path
+
+
+def test_version_matches_package() -> None:
+    from grebond import __version__
+
+    assert f'"grebond {__version__}"' in source().splitlines()[0]
