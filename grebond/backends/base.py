@@ -49,6 +49,7 @@ class Context:
     write_only: bool = False          # persist files/keyfiles under root but leave the running system alone
     rollback: bool = True
     target_systemd: int = 252
+    target_nm: str | None = None      # NetworkManager version to render for (None: the running one, or 1.42)
     timeout_s: float = 30.0
     out: TextIO = field(default=sys.stdout, compare=False)
 

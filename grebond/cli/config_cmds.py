@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="networkd (default), networkmanager, iproute2, or a plugin (see 'grebond backends')")
     p.add_argument("--node", metavar="NAME", help="render one end (default: every end, each into DIR/NODE/)")
     p.add_argument("-o", "--output", metavar="DIR", help="write files into DIR instead of printing them")
+    p.add_argument("--target-nm", default=None, metavar="VERSION",
+                   help="NetworkManager version to render for (default 1.42, Debian 12's)")
     p.add_argument("--target-systemd", type=int, default=252, metavar="N",
                    help="the systemd version networkd files are for (default 252, Debian 12)")
     p.set_defaults(func=cmd_render)
@@ -70,7 +72,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from grebond.nodes import resolve_node
 
     nodes = [resolve_node(config, args.node)] if args.node else list(config.nodes)
-    renderings = [backend.render(Context(config=config, node=n, target_systemd=args.target_systemd)) for n in nodes]
+    renderings = [backend.render(Context(config=config, node=n, target_systemd=args.target_systemd,
+                                          target_nm=args.target_nm)) for n in nodes]
     if args.output is None:
         for r in renderings:
             for f in r.files:
