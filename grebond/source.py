@@ -68,6 +68,9 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         if len(data) > MAX_BYTES:
             raise ConfigError([Problem(name, None, "", f"file is larger than {MAX_BYTES} bytes",
                                        "a grebond config is a few KiB; check you passed the right file")])
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ConfigError([Problem(name, 1, "", "the file is UTF-16 text",
+                                       "save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")])
         if b"\x00" in data:
             line = data[: data.index(b"\x00")].count(b"\n") + 1
             raise ConfigError([Problem(name, line, "", "binary data (NUL byte) in the file",
@@ -80,6 +83,13 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
                                        "save the file as UTF-8")])
     else:
         text = data
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # only reachable through the API (files arrive as bytes): a lone surrogate is no text
+            line = text[: exc.start].count("\n") + 1
+            raise ConfigError([Problem(name, line, "", f"character {_codepoint(text[exc.start])} is not valid "
+                                       "Unicode text", "remove it; a config is UTF-8 text")])
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
@@ -92,8 +102,17 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        if "nesting depth" in what:
+            # libyaml's own flow-level guard fires before our event scan sees the structure
+            raise ConfigError([Problem(name, line, "", f"nested more than {MAX_DEPTH} levels deep",
+                                       "a grebond config nests at most 6 levels")])
         raise ConfigError([Problem(name, line, "", f"YAML syntax error: {what}",
                                    "fix the indentation or quoting on that line")])
+    except yaml.reader.ReaderError as exc:
+        # raised before any mark exists; its position is a character offset into the text
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError([Problem(name, line, "", f"character {_codepoint(exc.character)} is not allowed in YAML "
+                                   f"({exc.reason})", "remove it; a config is plain text")])
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, None, "", f"YAML error: {' '.join(str(exc).split())}",
                                    "check the file is YAML")])
@@ -101,10 +120,17 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         raise ConfigError([Problem(name, None, "", "the file holds no YAML document",
                                    "start with 'version: 1' and a 'links:' mapping")])
     try:
+        # Aliases share node objects, so the expanded size is counted once per distinct node:
+        # a billion-laughs file is refused in microseconds, before anything is built.
+        _expanded_size(node, {}, 0)
         return _convert(node, name, [MAX_NODES], 0)
     except _TooBig as exc:
         raise ConfigError([Problem(name, int(str(exc)), "", "the file expands to too many values "
                                    "(aliases repeated many times?)", "write the config without nested aliases")])
+
+
+def _codepoint(char: int | str) -> str:
+    return f"U+{char if isinstance(char, int) else ord(char):04X}"
 
 
 def _check_shape(text: str, name: str) -> None:
@@ -127,7 +153,37 @@ def _check_shape(text: str, name: str) -> None:
 
 
 _SCALARS = yaml.SafeLoader.__new__(yaml.SafeLoader)
+_Y = "tag:yaml.org,2002:"
+# Only the core types: any other tag is refused rather than silently read as plain data, so a
+# file written for another tool (``!!python/object``, ``!vault``) never half-works.
+_PLAIN_TAGS = {yaml.MappingNode: {_Y + "map"}, yaml.SequenceNode: {_Y + "seq"},
+               yaml.ScalarNode: {_Y + t for t in ("str", "int", "float", "bool", "null", "timestamp",
+                                                   "binary")}}
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_Y):] if tag.startswith(_Y) else tag
 yaml.constructor.SafeConstructor.__init__(_SCALARS)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int) -> int:
+    """Number of values ``node`` becomes once aliases are expanded; _TooBig past the limits."""
+    if depth > MAX_DEPTH:
+        raise _TooBig(str(node.start_mark.line + 1))
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            size += _expanded_size(key_node, memo, depth + 1) + _expanded_size(value_node, memo, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, memo, depth + 1)
+    if size > MAX_NODES:
+        raise _TooBig(str(node.start_mark.line + 1))
+    memo[id(node)] = size
+    return size
 
 
 def _convert(node: yaml.Node, name: str, budget: list[int], depth: int) -> Any:
@@ -136,6 +192,9 @@ def _convert(node: yaml.Node, name: str, budget: list[int], depth: int) -> Any:
     if budget[0] < 0 or depth > MAX_DEPTH:
         raise _TooBig(str(node.start_mark.line + 1))
     line = node.start_mark.line + 1
+    if node.tag not in _PLAIN_TAGS.get(type(node), ()) and node.tag != _Y + "merge":
+        raise ConfigError([Problem(name, line, "", f"the YAML tag '{_short_tag(node.tag)}' is not supported",
+                                   "remove the tag; grebond reads plain mappings, lists and values")])
     if isinstance(node, yaml.MappingNode):
         result = LocatedMap()
         result.line, result.key_lines, result.value_lines = line, {}, {}
@@ -147,7 +206,9 @@ def _convert(node: yaml.Node, name: str, budget: list[int], depth: int) -> Any:
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise ConfigError([Problem(name, key_node.start_mark.line + 1, "",
                                            "a mapping key must be a plain name", "use a name like 'bond0'")])
-            key = str(key)
+            # Keys are names: keep them as written ('yes' stays 'yes', '0x10' stays '0x10'),
+            # not as YAML 1.1 would read them (True, 16).
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
             if key in result:
                 raise ConfigError([Problem(name, key_node.start_mark.line + 1, "", f"duplicate key {key!r}",
                                            f"remove one of the two (the first is on line {result.key_lines[key]})")])
@@ -167,5 +228,7 @@ def _convert(node: yaml.Node, name: str, budget: list[int], depth: int) -> Any:
     except yaml.constructor.ConstructorError as exc:
         raise ConfigError([Problem(name, line, "", f"cannot read value: {' '.join(str(exc.problem).split())}",
                                    "quote it as a string")])
-    except ValueError:
-        raise ConfigError([Problem(name, line, "", "cannot read value", "quote it as a string")])
+    except (ValueError, OverflowError):
+        shown = str(node.value)[:40]
+        raise ConfigError([Problem(name, line, "", f"cannot read the value '{shown}'",
+                                   f"quote it as a string ('\"{shown}\"') or correct it")])

@@ -6,6 +6,7 @@ the file (``links.bond0.tunnels.gre2.key``). Warnings are for legal but risky ch
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 from collections import defaultdict
@@ -44,6 +45,13 @@ class _Checker:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        # keys offered as "did you mean": their absence is the same mistake, so it is not reported again
+        self.suggested: set[str] = set()
+
+    def missing(self, line: int | None, path: str, fix: str, what: str = "missing") -> None:
+        """Report a required key as absent, unless a misspelling of it was already reported."""
+        if path not in self.suggested:
+            self.add(line, path, what, fix)
 
     def add(self, line: int | None, path: str, message: str, fix: str = "", warning: bool = False) -> None:
         self.problems.append(Problem(self.file, line, path, message, fix, warning))
@@ -58,14 +66,17 @@ class _Checker:
                 what: str) -> LocatedMap | None:
         """Check ``value`` is a mapping and has no unknown keys (with a 'did you mean')."""
         if not isinstance(value, LocatedMap):
-            self.add(line, path, f"must be a mapping ({what}), not {_describe(value)}",
-                     f"write it as '{path.rsplit('.', 1)[-1]}:' followed by indented keys")
+            fix = (f"write it as '{path.rsplit('.', 1)[-1]}:' followed by indented keys" if path
+                   else "start the file with 'version: 1' and a 'links:' mapping (see examples/seed.yaml)")
+            self.add(line, path, f"must be a mapping ({what}), not {_describe(value)}", fix)
             return None
         if allowed is not None:
             for key in value:
                 if key not in allowed:
                     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
                     fix = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+                    if close:
+                        self.suggested.add(_join(path, close[0]))
                     self.add(value.key_lines[key], _join(path, key), f"unknown key '{key}'", fix)
         return value
 
@@ -85,16 +96,22 @@ class _Checker:
         return value
 
     def choice(self, m: LocatedMap, key: str, path: str, choices: tuple[str, ...], default: Any = _MISSING,
-               normalise: Callable[[str], str] = lambda s: s) -> Any:
+               normalise: Callable[[str], str] = lambda s: s, numbered: bool = False) -> Any:
+        """One of ``choices``; ``numbered`` choices may be written as the kernel's number by habit."""
         if key not in m:
             return default
         value = m[key]
         where = _join(path, key)
         if not isinstance(value, str) or normalise(value) not in choices:
-            text = str(value) if not isinstance(value, (LocatedMap, LocatedList)) else _describe(value)
-            close = difflib.get_close_matches(text, choices, n=1, cutoff=0.5) if isinstance(value, str) else []
-            fix = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(choices)}"
-            self.add(self.line(m, key), where, f"'{text}' is not a valid value", fix)
+            shown = f"'{value}'" if isinstance(value, str) else _describe(value)
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5) if isinstance(value, str) else []
+            if close:
+                fix = f"did you mean '{close[0]}'?"
+            elif numbered and _is_int(value) and 0 <= value < len(choices):
+                fix = f"write the name: {value} is '{choices[value]}'"
+            else:
+                fix = f"use one of: {', '.join(choices)}"
+            self.add(self.line(m, key), where, f"{shown} is not a valid value", fix)
             return None
         return normalise(value)
 
@@ -106,8 +123,8 @@ class _Checker:
         where = _join(path, key)
         match = _DURATION.match(value) if isinstance(value, str) else None
         if not match:
-            shown = f"'{value}'" if isinstance(value, (str, int)) else _describe(value)
-            example = f"{value}ms" if isinstance(value, int) and not isinstance(value, bool) else "100ms"
+            shown = f"'{value}'" if isinstance(value, str) or _is_int(value) else _describe(value)
+            example = f"{value}ms" if _is_int(value) else "100ms"
             self.add(self.line(m, key), where, f"{shown} is not a duration with a unit",
                      f"write it with a unit, like '{example}' (a bare number would be ambiguous: "
                      "networkd reads it as seconds)")
@@ -128,6 +145,11 @@ class _Checker:
         return m[key]
 
 
+def _is_int(value: Any) -> bool:
+    """A YAML integer (bool is an int subclass in Python, but never a number in a config)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -145,6 +167,10 @@ def _describe(value: Any) -> str:
         return f"the text '{value}'"
     if isinstance(value, (int, float)):
         return f"the number {value}"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return f"the date {value}"
     return f"a {type(value).__name__}"
 
 
@@ -168,13 +194,19 @@ def build_config(tree: Any, file: str) -> tuple[model.Config, list[Problem]]:
     links: list[model.Link] = []
     if top is not None:
         if "version" not in top:
-            c.add(top.line, "version", "missing", "add 'version: 1' at the top of the file")
-        elif top["version"] != SUPPORTED_VERSION or isinstance(top["version"], bool):
-            c.add(c.line(top, "version"), "version", f"unsupported version {top['version']!r}",
+            c.missing(top.line, "version", "add 'version: 1' at the top of the file")
+        elif not _is_int(top["version"]):
+            c.add(c.line(top, "version"), "version", f"must be a number, not {_describe(top['version'])}",
+                  f"write 'version: {SUPPORTED_VERSION}'"
+                  + (" (without quotes)" if isinstance(top["version"], str) else ""))
+        elif top["version"] != SUPPORTED_VERSION:
+            c.add(c.line(top, "version"), "version", f"unsupported version {top['version']}",
                   f"this grebond reads version {SUPPORTED_VERSION}; write 'version: {SUPPORTED_VERSION}'")
         raw_links = top.get("links", _MISSING)
         if raw_links is _MISSING:
-            c.add(top.line, "links", "missing", "add a 'links:' mapping with one entry per bond")
+            c.missing(top.line, "links", "add a 'links:' mapping with one entry per bond")
+        elif raw_links is None:
+            c.add(c.line(top, "links"), "links", "is empty", "describe at least one bond under 'links:'")
         elif (lm := c.mapping(raw_links, "links", c.line(top, "links"), None, "bond name -> link")) is not None:
             if not lm:
                 c.add(lm.line, "links", "is empty", "describe at least one bond under 'links:'")
@@ -218,13 +250,15 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
         return None
     errors_before = len([p for p in c.problems if not p.warning])
 
-    mode_name = c.choice(m, "mode", path, tuple(x.value for x in model.BondMode), "balance-rr")
+    mode_name = c.choice(m, "mode", path, tuple(x.value for x in model.BondMode), "balance-rr", numbered=True)
     mode = model.BondMode(mode_name) if mode_name else model.BondMode.BALANCE_RR
     ends = _ends(c, m, path)
     link_ttl = c.integer(m, "ttl", path, 0, 255, model.DEFAULT_TTL, "use 1-255 (255 is the usual; 0 inherits)")
     link_umtu = c.integer(m, "underlay-mtu", path, 576, 65535, model.DEFAULT_UNDERLAY_MTU,
                           "use the MTU of the WireGuard devices the tunnels run over (1420 by default)")
-    tunnels = _tunnels(c, m, path, ends, link_ttl, link_umtu)
+    raw_ends = m.get("ends")
+    declared = list(raw_ends) if isinstance(raw_ends, LocatedMap) and len(raw_ends) == 2 else []
+    tunnels = _tunnels(c, m, path, declared, link_ttl, link_umtu)
     monitor = _monitor(c, m, path, mode)
     options = _options(c, m, path, mode, monitor, tunnels)
     plaintext = c.boolean(m, "allow-plaintext-underlay", path, False)
@@ -244,15 +278,19 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
                   f"use 'mtu: auto' or at most {auto_mtu}, or raise underlay-mtu if the underlay really is larger")
         else:
             bond_mtu, mtu_auto = value, False
-    if ends and tunnels and bond_mtu:
+    if ends and tunnels:
         has_v6 = any(a.version == 6 for e in ends for a in e.addresses)
-        where = c.line(m, "mtu") if "mtu" in m else m.line
+        # point at the value to change: the explicit mtu, else the underlay-mtu it came from
+        where = c.line(m, "mtu" if "mtu" in m else "underlay-mtu" if "underlay-mtu" in m else None)
+        # an explicit value is fixed by raising it; an automatic one only by a larger underlay
+        raise_it = "raise underlay-mtu" if mtu_auto else "set 'mtu:' to at least {} or 'auto'"
         if has_v6 and bond_mtu < mtu.MIN_MTU_IPV6:
             c.add(where, f"{path}.mtu", f"the bond MTU {bond_mtu} is below 1280, the minimum for IPv6, "
-                  "and the bond has IPv6 addresses", "raise underlay-mtu or remove the IPv6 addresses")
+                  "and the bond has IPv6 addresses",
+                  raise_it.format(mtu.MIN_MTU_IPV6) + " or remove the IPv6 addresses")
         elif bond_mtu < mtu.MIN_MTU_IPV4:
             c.add(where, f"{path}.mtu", f"the bond MTU {bond_mtu} is below 576, the minimum for IPv4",
-                  "raise underlay-mtu")
+                  raise_it.format(mtu.MIN_MTU_IPV4))
 
     if not ok or len([p for p in c.problems if not p.warning]) > errors_before or len(ends) != 2 or not tunnels:
         return None
@@ -267,7 +305,7 @@ def _tunnel_mtu(t: model.Tunnel) -> int:
 def _ends(c: _Checker, m: LocatedMap, path: str) -> list[model.End]:
     where = f"{path}.ends"
     if "ends" not in m:
-        c.add(m.line, where, "missing", "add 'ends:' with the two nodes and their bond addresses")
+        c.missing(m.line, where, "add 'ends:' with the two nodes and their bond addresses")
         return []
     em = c.mapping(m["ends"], where, c.line(m, "ends"), None, "node -> {addresses: [...]}")
     if em is None:
@@ -297,7 +335,8 @@ def _addresses(c: _Checker, nm: LocatedMap, npath: str) -> list[model.IPInterfac
     where = f"{npath}.addresses"
     raw = nm.get("addresses")
     if raw is None:
-        c.add(c.line(nm, "addresses"), where, "missing or empty", "give the bond's address with prefix, e.g. [10.67.0.1/24]")
+        c.missing(c.line(nm, "addresses"), where, "give the bond's address with prefix, e.g. [10.67.0.1/24]",
+                  "missing or empty")
         return None
     if isinstance(raw, str):
         raw_items, lines = [raw], [c.line(nm, "addresses")]
@@ -342,6 +381,7 @@ def _addresses(c: _Checker, nm: LocatedMap, npath: str) -> list[model.IPInterfac
 
 def _check_subnets(c: _Checker, ends: list[model.End], em: LocatedMap, where: str) -> None:
     a, b = ends
+    mismatched: set[int] = set()       # families already reported as in different subnets
     for mine, other in ((a, b), (b, a)):
         for addr in mine.addresses:
             line = em.value_lines.get(mine.node)
@@ -355,18 +395,20 @@ def _check_subnets(c: _Checker, ends: list[model.End], em: LocatedMap, where: st
                 c.add(line, f"{where}.{mine.node}.addresses",
                       f"{mine.node} has the IPv{addr.version} address {addr} but {other.node} has none",
                       f"give {other.node} an address in {addr.network} too, or remove this one")
-            elif not any(x.network == addr.network for x in same_family):
+            elif not any(x.network == addr.network for x in same_family) and addr.version not in mismatched:
+                mismatched.add(addr.version)
                 c.add(line, f"{where}.{mine.node}.addresses",
                       f"{mine.node}'s {addr} is not in the same subnet as {other.node}'s "
                       f"{', '.join(str(x) for x in same_family)}",
                       "put both ends' bond addresses in one subnet with the same prefix length")
 
 
-def _tunnels(c: _Checker, m: LocatedMap, path: str, ends: list[model.End], ttl: int | None,
+def _tunnels(c: _Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int | None,
              underlay_mtu: int | None) -> list[model.Tunnel]:
+    """The link's tunnels; ``nodes`` are the two ends as declared (empty if 'ends' is itself wrong)."""
     where = f"{path}.tunnels"
     if "tunnels" not in m:
-        c.add(m.line, where, "missing", "add 'tunnels:' with one GRETAP tunnel per underlay path")
+        c.missing(m.line, where, "add 'tunnels:' with one GRETAP tunnel per underlay path")
         return []
     tm = c.mapping(m["tunnels"], where, c.line(m, "tunnels"), None, "tunnel name -> {ends: ...}")
     if tm is None:
@@ -374,7 +416,6 @@ def _tunnels(c: _Checker, m: LocatedMap, path: str, ends: list[model.End], ttl: 
     if not tm:
         c.add(tm.line, where, "is empty", "add one tunnel per underlay path")
         return []
-    nodes = [e.node for e in ends]
     tunnels: list[model.Tunnel] = []
     for name, raw in tm.items():
         tpath = f"{where}.{name}"
@@ -390,7 +431,8 @@ def _tunnels(c: _Checker, m: LocatedMap, path: str, ends: list[model.End], ttl: 
                   f"use '{'gretap' if kind == 'gre' else 'ip6gretap'}' (or leave 'kind' out): "
                   "GRETAP carries Ethernet over GRE")
         elif kind not in ("gretap", "ip6gretap"):
-            c.add(c.line(t, "kind"), f"{tpath}.kind", f"'{kind}' is not a supported tunnel kind",
+            shown = f"'{kind}'" if isinstance(kind, str) else _describe(kind)
+            c.add(c.line(t, "kind"), f"{tpath}.kind", f"{shown} is not a supported tunnel kind",
                   "leave 'kind' out; grebond uses gretap, or ip6gretap for IPv6 underlay addresses")
         addrs = _tunnel_ends(c, t, tpath, nodes)
         key = None
@@ -428,16 +470,19 @@ def _tunnels(c: _Checker, m: LocatedMap, path: str, ends: list[model.End], ttl: 
 def _tunnel_ends(c: _Checker, t: LocatedMap, tpath: str, nodes: list[str]) -> tuple[tuple[str, Any], ...]:
     where = f"{tpath}.ends"
     if "ends" not in t:
-        c.add(t.line, where, "missing", "give each end's underlay address: ends: {r1: 10.65.0.1, r2: 10.65.0.2}")
+        c.missing(t.line, where, "give each end's underlay address: ends: {r1: 10.65.0.1, r2: 10.65.0.2}")
         return ()
     em = c.mapping(t["ends"], where, c.line(t, "ends"), None, "node -> underlay address")
     if em is None:
         return ()
     result: list[tuple[str, Any]] = []
+    absent = [n for n in nodes if n not in em]
     for node, raw in em.items():
         if nodes and node not in nodes:
-            close = difflib.get_close_matches(node, nodes, n=1, cutoff=0.5)
+            close = difflib.get_close_matches(node, absent, n=1, cutoff=0.5)
             fix = f"did you mean '{close[0]}'?" if close else f"the link's ends are {' and '.join(nodes)}"
+            if close:
+                c.suggested.add(f"{where}:{close[0]}")
             c.add(em.key_lines[node], f"{where}.{node}", f"'{node}' is not an end of this link", fix)
             continue
         if not isinstance(raw, str):
@@ -461,8 +506,9 @@ def _tunnel_ends(c: _Checker, t: LocatedMap, tpath: str, nodes: list[str]) -> tu
         result.append((node, addr))
     missing = [n for n in nodes if n not in em]
     for node in missing:
-        c.add(c.line(t, "ends"), where, f"has no address for {node}",
-              f"add '{node}: <its underlay address>'; every tunnel joins both ends of the link")
+        if f"{where}:{node}" not in c.suggested:
+            c.add(c.line(t, "ends"), where, f"has no address for {node}",
+                  f"add '{node}: <its underlay address>'; every tunnel joins both ends of the link")
     if len(result) == 2:
         (n1, a1), (n2, a2) = result
         if a1.version != a2.version:
@@ -574,8 +620,9 @@ def _options(c: _Checker, m: LocatedMap, path: str, mode: model.BondMode, mon: m
     if primary is not None:
         names = [t.name for t in tunnels]
         if not isinstance(primary, str) or (names and primary not in names):
-            close = difflib.get_close_matches(str(primary), names, n=1, cutoff=0.5)
-            c.add(c.line(m, "primary"), f"{path}.primary", f"'{primary}' is not a tunnel of this link",
+            close = difflib.get_close_matches(primary, names, n=1, cutoff=0.5) if isinstance(primary, str) else []
+            shown = f"'{primary}'" if isinstance(primary, str) else _describe(primary)
+            c.add(c.line(m, "primary"), f"{path}.primary", f"{shown} is not a tunnel of this link",
                   f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(names)}")
             primary = None
     if mode in (M.LACP, M.BALANCE_TLB, M.BALANCE_ALB):
@@ -591,36 +638,57 @@ def _options(c: _Checker, m: LocatedMap, path: str, mode: model.BondMode, mon: m
 
 
 def _check_across_links(c: _Checker, links: list[model.Link], tree: LocatedMap) -> None:
-    """Checks that need every link: names per node, GRE demultiplexing, ARP targets."""
+    """Checks that need every link: names per node, GRE demultiplexing, ARP targets.
+
+    Each clash is reported once, at the later definition, naming every node it affects: the
+    same mistake seen from both ends is one thing to fix, not two.
+    """
     lm = tree["links"]
     names: dict[str, dict[str, str]] = defaultdict(dict)       # node -> ifname -> where first used
     flows: dict[tuple[str, Any, Any, Any], str] = {}
+    clashes: dict[tuple[str, str], tuple[int | None, list[str], str]] = {}   # (path, kind) -> line, nodes, text
+
+    def clash(line: int | None, where: str, kind: str, node: str, text: str) -> None:
+        entry = clashes.setdefault((where, kind), (line, [], text))
+        if node not in entry[1]:
+            entry[1].append(node)
+
     for link in links:
-        line = lm.key_lines.get(link.name)
+        lpath = f"links.{link.name}"
+        raw_tunnels = lm[link.name]["tunnels"]
+        link_line = lm.key_lines.get(link.name)
         for end in link.ends:
             used = names[end.node]
-            for ifname, what in [(link.name, f"links.{link.name}")] + [
-                    (t.name, f"links.{link.name}.tunnels.{t.name}") for t in link.tunnels]:
+            for ifname, what, line in [(link.name, lpath, link_line)] + [
+                    (t.name, f"{lpath}.tunnels.{t.name}", raw_tunnels.key_lines.get(t.name)) for t in link.tunnels]:
                 if ifname in used:
-                    c.add(line, what, f"the interface name '{ifname}' is used twice on node {end.node} "
-                          f"(also {used[ifname]})", "give each bond and tunnel of a node its own name")
+                    clash(line, what, "name", end.node, f"the interface name '{ifname}' is already used "
+                          f"by {used[ifname]} on {{nodes}}")
                 else:
                     used[ifname] = what
             for t in link.tunnels:
                 flow = (end.node, t.address_of(end.node), t.address_of(link.peer_of(end.node).node), t.key)
+                tpath = f"{lpath}.tunnels.{t.name}"
                 if flow in flows:
-                    c.add(line, f"links.{link.name}.tunnels.{t.name}",
-                          f"has the same local/remote pair ({flow[1]} -> {flow[2]}) and key as {flows[flow]} "
-                          f"on {end.node}; the kernel cannot tell their packets apart",
-                          "use another underlay address pair, or give both tunnels distinct 'key:' values")
+                    pair = sorted(map(str, flow[1:3]))
+                    clash(raw_tunnels[t.name].value_lines.get("ends"), tpath, "flow", end.node,
+                          f"has the same underlay address pair ({pair[0]} and {pair[1]}) and "
+                          f"{f'the same key {t.key}' if t.key is not None else 'no key'} as {flows[flow]}, "
+                          "so the kernel on {nodes} cannot tell their packets apart")
                 else:
-                    flows[flow] = f"links.{link.name}.tunnels.{t.name}"
+                    flows[flow] = tpath
         if link.monitor.type is model.MonitorType.ARP:
             for end in link.ends:
                 if not BondEndTargets(link, end.node):
-                    c.add(line, f"links.{link.name}.monitor",
+                    raw_link = lm[link.name]
+                    line = raw_link.key_lines.get("monitor", link_line)
+                    c.add(line, f"{lpath}.monitor",
                           f"ARP monitoring needs an IPv4 address on {link.peer_of(end.node).node}'s bond to probe",
                           "add an IPv4 bond address to both ends, or set monitor.targets")
+    fixes = {"name": "give each bond and tunnel of a node its own name",
+             "flow": "use another underlay address pair, or give the tunnels distinct 'key:' values"}
+    for (where, kind), (line, nodes, text) in clashes.items():
+        c.add(line, where, text.replace("{nodes}", " and ".join(sorted(nodes))), fixes[kind])
 
 
 def BondEndTargets(link: model.Link, node: str) -> tuple[IPv4Address, ...]:
