@@ -1,0 +1,333 @@
+"""Reading the running kernel into small frozen dataclasses (pyroute2, sync API).
+
+Why a snapshot: the verifier and ``status`` compare plain values, so they can be tested on
+hand-made states without a kernel. One link dump and one address dump serve every check; only
+the per-tunnel route lookups cost a round trip each.
+
+Portable between Debian's pyroute2 0.7.2 and PyPI's 0.9.x: attributes are read with
+``get_attr('IFLA_*')`` only (0.7.2's ``msg.get('ifname')`` returns None), and pyroute2 is
+imported inside functions so nothing loads it at import time.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any, Iterable
+
+from grebond.errors import SystemAccessError
+from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
+
+SYSFS_NET = Path("/sys/class/net")
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+GRE_KEY = 0x2000            # IFLA_GRE_[IO]FLAGS, wire order
+IP6GRE_KEY = 0x0020         # IFLA_IP6GRE_[IO]FLAGS: pyroute2 decodes them host-order (LE: 0x2000 -> 0x0020)
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
+MII_STATUS = ("up", "fail", "down", "back")
+SLAVE_STATE = ("active", "backup")
+BOND_MODES = tuple(m.value for m in BondMode)
+
+
+@dataclass(frozen=True)
+class TunnelInfo:
+    """gretap/ip6gretap parameters as the kernel holds them; keys are None when unset."""
+
+    local: str
+    remote: str
+    ttl: int
+    ikey: int | None
+    okey: int | None
+    link: int = 0                       # bound underlay ifindex, 0 = none
+    encaplimit: int | None = None       # ip6gretap: None = "none" (IGN_ENCAP_LIMIT), else the limit
+
+
+@dataclass(frozen=True)
+class BondInfo:
+    """Bond options, normalised to the names the model uses (mode name, validate name...)."""
+
+    mode: str
+    miimon: int = 0
+    arp_interval: int = 0
+    arp_ip_targets: tuple[str, ...] = ()
+    arp_validate: str = "none"
+    arp_missed_max: int | None = None   # from sysfs; None when the kernel has no such file (< 5.17)
+    updelay: int = 0
+    downdelay: int = 0
+    xmit_hash_policy: str = "layer2"
+    min_links: int = 0
+    packets_per_slave: int = 1
+    lacp_rate: str = "slow"
+    primary: str | None = None
+    active_slave: str | None = None
+
+
+@dataclass(frozen=True)
+class SlaveInfo:
+    """A bond port's state as the bond sees it (IFLA_INFO_SLAVE_DATA)."""
+
+    state: str                          # active | backup
+    mii_status: str                     # up | fail | down | back, whichever monitor runs (ARP too)
+    link_failure_count: int = 0
+
+
+@dataclass(frozen=True)
+class LinkState:
+    index: int
+    name: str
+    kind: str | None                    # IFLA_INFO_KIND: gretap, ip6gretap, bond, wireguard, veth; None for plain
+    mtu: int
+    mac: str | None
+    flags: int
+    operstate: str
+    carrier: bool
+    master: str | None = None
+    addresses: tuple[str, ...] = ()     # "10.67.0.1/24", "fd00::1/64" (compressed)
+    tunnel: TunnelInfo | None = None
+    bond: BondInfo | None = None
+    slave: SlaveInfo | None = None
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+
+    @property
+    def admin_up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def up(self) -> bool:
+        """Usable: UP flag and carrier. gretap/wireguard never toggle carrier and report operstate UNKNOWN."""
+        return self.admin_up and self.carrier and self.operstate in ("UP", "UNKNOWN")
+
+    @property
+    def state(self) -> str:
+        return "up" if self.up else ("down" if not self.admin_up else f"no-carrier ({self.operstate.lower()})")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the kernel would send a packet to ``dst``."""
+
+    dst: str
+    oif: str | None
+    oif_kind: str | None
+    gateway: str | None = None
+    prefsrc: str | None = None
+
+    @property
+    def wireguard(self) -> bool:
+        return self.oif_kind == "wireguard"
+
+
+@dataclass(frozen=True)
+class KernelState:
+    """A snapshot of the links (by name) and of the routes looked up for tunnel remotes."""
+
+    links: dict[str, LinkState] = field(default_factory=dict)
+    routes: dict[str, Route | None] = field(default_factory=dict)   # remote -> route (None: unreachable)
+
+    def link(self, name: str) -> LinkState | None:
+        return self.links.get(name)
+
+    def slaves_of(self, bond: str) -> list[LinkState]:
+        return [link for link in self.links.values() if link.master == bond]
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def _open() -> Any:
+    try:
+        from pyroute2 import IPRoute
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise SystemAccessError(f"cannot read the kernel: pyroute2 is not installed ({exc})") from exc
+    try:
+        return IPRoute()
+    except RuntimeError as exc:
+        # pyroute2 0.9.x: the sync IPRoute refuses to run inside a running asyncio loop
+        raise SystemAccessError(f"cannot read the kernel from inside an asyncio loop ({exc}); "
+                                "use asyncio.to_thread") from exc
+    except OSError as exc:
+        raise SystemAccessError(f"cannot read the kernel: cannot open netlink: {exc}") from exc
+
+
+def _nested(msg: Any, *names: str) -> Any:
+    for name in names:
+        if msg is None or isinstance(msg, (str, int)):
+            return None
+        msg = msg.get_attr(name)
+    return msg
+
+
+def _key(value: Any, flags: Any, flag: int) -> int | None:
+    # a key is in force only with the KEY flag; the kernel reports key 0 otherwise
+    return int(value or 0) if flags and int(flags) & flag else None
+
+
+def _tunnel(kind: str, data: Any) -> TunnelInfo | None:
+    if data is None:
+        return None
+    if kind == "gretap":
+        p, flag = "IFLA_GRE_", GRE_KEY
+    else:  # pyroute2 names ip6gretap attributes IFLA_IP6GRE_* to avoid clashing with gretap's
+        p, flag = "IFLA_IP6GRE_", IP6GRE_KEY
+    encaplimit: int | None = None
+    if kind == "ip6gretap":
+        tnl_flags = int(data.get_attr(p + "FLAGS") or 0)
+        encaplimit = None if tnl_flags & IP6_TNL_F_IGN_ENCAP_LIMIT else int(data.get_attr(p + "ENCAP_LIMIT") or 0)
+    return TunnelInfo(
+        local=_addr(data.get_attr(p + "LOCAL")), remote=_addr(data.get_attr(p + "REMOTE")),
+        ttl=int(data.get_attr(p + "TTL") or 0),
+        ikey=_key(data.get_attr(p + "IKEY"), data.get_attr(p + "IFLAGS"), flag),
+        okey=_key(data.get_attr(p + "OKEY"), data.get_attr(p + "OFLAGS"), flag),
+        link=int(data.get_attr(p + "LINK") or 0), encaplimit=encaplimit)
+
+
+def _addr(value: Any) -> str:
+    if not value:
+        return ""
+    try:
+        return str(ip_address(value))      # compressed IPv6
+    except ValueError:
+        return str(value)
+
+
+def _name_of(table: tuple[str, ...], value: Any, default: str) -> str:
+    if value is None:
+        return default
+    v = int(value)
+    return table[v] if 0 <= v < len(table) else str(v)
+
+
+def _bond(name: str, data: Any, names: dict[int, str]) -> BondInfo:
+    g = data.get_attr if data is not None else (lambda _n: None)
+    targets = g("IFLA_BOND_ARP_IP_TARGET") or []
+    if isinstance(targets, str):
+        targets = [targets]
+    primary, active = g("IFLA_BOND_PRIMARY"), g("IFLA_BOND_ACTIVE_SLAVE")
+    return BondInfo(
+        mode=_name_of(BOND_MODES, g("IFLA_BOND_MODE"), "balance-rr"),
+        miimon=int(g("IFLA_BOND_MIIMON") or 0),
+        arp_interval=int(g("IFLA_BOND_ARP_INTERVAL") or 0),
+        arp_ip_targets=tuple(_addr(t) for t in targets),
+        arp_validate=_name_of(ARP_VALIDATE, g("IFLA_BOND_ARP_VALIDATE"), "none"),
+        # pyroute2 has no decoder for IFLA_BOND_MISSED_MAX (decodes it as UNKNOWN): read sysfs
+        arp_missed_max=read_missed_max(name),
+        updelay=int(g("IFLA_BOND_UPDELAY") or 0),
+        downdelay=int(g("IFLA_BOND_DOWNDELAY") or 0),
+        xmit_hash_policy=_name_of(XMIT_HASH_POLICIES, g("IFLA_BOND_XMIT_HASH_POLICY"), "layer2"),
+        min_links=int(g("IFLA_BOND_MIN_LINKS") or 0),
+        packets_per_slave=int(g("IFLA_BOND_PACKETS_PER_SLAVE") if g("IFLA_BOND_PACKETS_PER_SLAVE") is not None else 1),
+        lacp_rate=_name_of(LACP_RATES, g("IFLA_BOND_AD_LACP_RATE"), "slow"),
+        primary=names.get(int(primary)) if primary else None,
+        active_slave=names.get(int(active)) if active else None,
+    )
+
+
+def read_missed_max(bond: str) -> int | None:
+    """arp_missed_max from sysfs (the only portable way: pyroute2 cannot encode or decode it)."""
+    try:
+        return int((SYSFS_NET / bond / "bonding" / "arp_missed_max").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkState:
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = _nested(info, "IFLA_INFO_KIND")
+    data = _nested(info, "IFLA_INFO_DATA")
+    slave_kind = _nested(info, "IFLA_INFO_SLAVE_KIND")
+    index = int(msg["index"])
+    name = msg.get_attr("IFLA_IFNAME")
+    slave = None
+    if slave_kind == "bond":
+        sd = _nested(info, "IFLA_INFO_SLAVE_DATA")
+        if sd is not None:
+            slave = SlaveInfo(state=_name_of(SLAVE_STATE, sd.get_attr("IFLA_BOND_SLAVE_STATE"), "active"),
+                              mii_status=_name_of(MII_STATUS, sd.get_attr("IFLA_BOND_SLAVE_MII_STATUS"), "up"),
+                              link_failure_count=int(sd.get_attr("IFLA_BOND_SLAVE_LINK_FAILURE_COUNT") or 0))
+    stats = msg.get_attr("IFLA_STATS64") or msg.get_attr("IFLA_STATS")
+    master = msg.get_attr("IFLA_MASTER")
+    mac = msg.get_attr("IFLA_ADDRESS")
+    return LinkState(
+        index=index, name=name, kind=kind, mtu=int(msg.get_attr("IFLA_MTU") or 0),
+        mac=mac.lower() if isinstance(mac, str) else None, flags=int(msg["flags"]),
+        operstate=str(msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN"),
+        carrier=bool(msg.get_attr("IFLA_CARRIER")) if msg.get_attr("IFLA_CARRIER") is not None
+        else bool(msg["flags"] & IFF_LOWER_UP),
+        master=names.get(int(master)) if master else None,
+        addresses=tuple(addrs.get(index, [])),
+        tunnel=_tunnel(kind, data) if kind in ("gretap", "ip6gretap") else None,
+        bond=_bond(name, data, names) if kind == "bond" else None,
+        slave=slave,
+        rx_bytes=int(stats["rx_bytes"]) if stats is not None else 0,
+        tx_bytes=int(stats["tx_bytes"]) if stats is not None else 0,
+    )
+
+
+def _addresses(ip: Any) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for msg in ip.get_addr():
+        # IPv4: IFA_LOCAL is our address (IFA_ADDRESS is the peer on point-to-point addresses)
+        value = msg.get_attr("IFA_LOCAL") if msg["family"] == socket.AF_INET else None
+        value = value or msg.get_attr("IFA_ADDRESS")
+        if value:
+            out.setdefault(int(msg["index"]), []).append(f"{_addr(value)}/{msg['prefixlen']}")
+    return out
+
+
+def read_state(remotes: Iterable[str] = ()) -> KernelState:
+    """Every link with its addresses, plus the route to each of ``remotes``.
+
+    Raises SystemAccessError when netlink cannot be read.
+    """
+    from pyroute2 import NetlinkError
+
+    ip = _open()
+    try:
+        msgs = list(ip.get_links())
+        names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in msgs}
+        addrs = _addresses(ip)
+        links = {}
+        for m in msgs:
+            link = _link(m, names, addrs)
+            links[link.name] = link
+        routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
+    except NetlinkError as exc:
+        raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
+    finally:
+        ip.close()
+    return KernelState(links=links, routes=routes)
+
+
+def _route(ip: Any, dst: str, names: dict[int, str], links: dict[str, LinkState]) -> Route | None:
+    from pyroute2 import NetlinkError
+
+    try:
+        found = ip.route("get", dst=dst)
+    except NetlinkError:   # ENETUNREACH / EHOSTUNREACH: no route
+        return None
+    if not found:
+        return None
+    r = found[0]
+    oif = r.get_attr("RTA_OIF")
+    oif_name = names.get(int(oif)) if oif else None
+    link = links.get(oif_name) if oif_name else None
+    gw = r.get_attr("RTA_GATEWAY")
+    src = r.get_attr("RTA_PREFSRC")
+    return Route(dst=_addr(dst), oif=oif_name, oif_kind=link.kind if link else None,
+                 gateway=_addr(gw) if gw else None, prefsrc=_addr(src) if src else None)
+
+
+def route_to(remote: str) -> Route | None:
+    """The route the kernel would use towards ``remote`` (a tunnel's far end), or None."""
+    return read_state([remote]).routes.get(_addr(remote))
+
+
+def local_addresses() -> list[str]:
+    """Every address on this host (all interfaces), for node auto-detection."""
+    ip = _open()
+    try:
+        return [a.split("/")[0] for lst in _addresses(ip).values() for a in lst]
+    finally:
+        ip.close()

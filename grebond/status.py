@@ -1,0 +1,110 @@
+"""Per-tunnel view of each grebond bond: what /proc/net/bonding shows, plus path and traffic share.
+
+Pure over a ``KernelState`` snapshot, like the verifier, so it is testable without a kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from grebond.kernel.reader import KernelState
+from grebond.model import Config
+
+
+@dataclass(frozen=True)
+class TunnelStatus:
+    name: str
+    path: str                       # "10.65.0.2 -> 10.65.0.6 via wg1"
+    underlay: str | None
+    present: bool
+    slave_state: str | None         # active | backup | None (not enslaved)
+    monitor_status: str | None      # up | fail | down | back (MII or ARP, whichever runs)
+    link_failures: int
+    tx_bytes: int
+    rx_bytes: int
+    tx_share: float                 # of the bond's tunnels' total, 0..1
+    rx_share: float
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class BondStatus:
+    node: str
+    name: str
+    present: bool
+    mode: str | None
+    monitor: str                    # "arp 100ms x2 -> 10.67.0.2" / "mii 100ms" / "none"
+    state: str
+    mtu: int | None
+    active_slave: str | None
+    tunnels: list[TunnelStatus] = field(default_factory=list)
+
+
+def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondStatus]:
+    """The status of every bond the config gives ``nodes`` (bonds absent here are listed as absent)."""
+    out = []
+    for node in nodes:
+        for end in config.ends_of(node):
+            bond = state.link(end.name)
+            info = bond.bond if bond is not None else None
+            tunnels = [state.link(t.name) for t in end.tunnels]
+            tx_total = sum(t.tx_bytes for t in tunnels if t is not None) or 1
+            rx_total = sum(t.rx_bytes for t in tunnels if t is not None) or 1
+            rows = []
+            for t, link in zip(end.tunnels, tunnels):
+                route = state.routes.get(str(t.remote))
+                dev = route.oif if route is not None else None
+                remote = link.tunnel.remote if link is not None and link.tunnel else str(t.remote)
+                local = link.tunnel.local if link is not None and link.tunnel else str(t.local)
+                enslaved = link is not None and link.master == end.name and link.slave is not None
+                rows.append(TunnelStatus(
+                    name=t.name, path=f"{local} -> {remote} via {dev or 'no route'}", underlay=dev,
+                    present=link is not None,
+                    slave_state=link.slave.state if enslaved and link.slave else None,
+                    monitor_status=link.slave.mii_status if enslaved and link.slave else None,
+                    link_failures=link.slave.link_failure_count if enslaved and link.slave else 0,
+                    tx_bytes=link.tx_bytes if link else 0, rx_bytes=link.rx_bytes if link else 0,
+                    tx_share=(link.tx_bytes / tx_total) if link else 0.0,
+                    rx_share=(link.rx_bytes / rx_total) if link else 0.0,
+                    mtu=link.mtu if link else None))
+            out.append(BondStatus(
+                node=node, name=end.name, present=bond is not None,
+                mode=info.mode if info else None, monitor=_monitor(info), state=bond.state if bond else "absent",
+                mtu=bond.mtu if bond else None, active_slave=info.active_slave if info else None, tunnels=rows))
+    return out
+
+
+def _monitor(info: Any) -> str:
+    if info is None:
+        return "-"
+    if info.arp_interval:
+        missed = f" x{info.arp_missed_max}" if info.arp_missed_max else ""
+        return f"arp {info.arp_interval}ms{missed} validate {info.arp_validate} -> {','.join(info.arp_ip_targets)}"
+    if info.miimon:
+        return f"mii {info.miimon}ms"
+    return "none (a dead tunnel is never noticed)"
+
+
+def as_dict(bonds: list[BondStatus]) -> list[dict[str, Any]]:
+    return [asdict(b) for b in bonds]
+
+
+def lines(bonds: list[BondStatus]) -> list[str]:
+    out: list[str] = []
+    for b in bonds:
+        if not b.present:
+            out.append(f"{b.name} ({b.node}): absent; run 'grebond apply'")
+            continue
+        out.append(f"{b.name} ({b.node}): {b.mode}, {b.state}, mtu {b.mtu}, monitor {b.monitor}"
+                   + (f", active {b.active_slave}" if b.active_slave else ""))
+        out.append(f"  {'tunnel':<10} {'path':<40} {'slave':<8} {'monitor':<8} {'fails':>5} "
+                   f"{'tx bytes':>12} {'tx%':>5} {'rx bytes':>12} {'rx%':>5} {'mtu':>5}")
+        for t in b.tunnels:
+            if not t.present:
+                out.append(f"  {t.name:<10} absent")
+                continue
+            out.append(f"  {t.name:<10} {t.path:<40} {t.slave_state or 'no':<8} {t.monitor_status or '-':<8} "
+                       f"{t.link_failures:>5} {t.tx_bytes:>12} {t.tx_share:>5.0%} {t.rx_bytes:>12} "
+                       f"{t.rx_share:>5.0%} {t.mtu:>5}")
+    return out

@@ -1,0 +1,248 @@
+"""Does the running kernel match the model? Field by field, with expected and actual values.
+
+``compare(config, node, state)`` is pure (a ``KernelState`` snapshot in, a ``Report`` out) so it
+is tested on hand-made states; ``verify`` reads the kernel and retries while it settles. Every
+backend calls ``verify(config, node, settle_s=...)`` after apply.
+
+Severity: ``error`` checks decide ``Report.ok`` (exit 1 on drift). ``warning`` checks report
+what depends on the peer or on traffic (bond carrier, a slave's monitor status): right after
+applying one end the other end may not exist yet, and that is not drift of this end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from ipaddress import ip_interface
+from typing import Any, Callable
+
+from grebond.errors import SystemAccessError
+from grebond.kernel.reader import KernelState, LinkState
+from grebond.model import BondEnd, BondMode, Config, MonitorType, TunnelEnd
+
+ERROR = "error"
+WARNING = "warning"
+# modes where the kernel itself forces miimon=100 (bond_option_mode_set), so miimon is not ours to check
+_KERNEL_MIIMON_MODES = (BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str
+    field: str
+    expected: Any
+    actual: Any
+    ok: bool
+    severity: str = ERROR
+
+    def line(self) -> str:
+        if self.ok:
+            return f"[ OK ] {self.subject} {self.field} {_show(self.expected)}"
+        tag = "[FAIL]" if self.severity == ERROR else "[WARN]"
+        return f"{tag} {self.subject} {self.field}: expected {_show(self.expected)}, got {_show(self.actual)}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@dataclass
+class Report:
+    node: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or c.severity != ERROR for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.severity == ERROR]
+
+    def lines(self) -> list[str]:
+        out = [c.line() for c in self.checks]
+        warnings = sum(1 for c in self.checks if not c.ok and c.severity == WARNING)
+        fails = len(self.failures)
+        verdict = "matches the model" if self.ok else "DRIFT from the model"
+        out.append(f"{self.node}: {verdict}: {len(self.checks)} checks, {fails} failed, {warnings} warnings")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "ok": self.ok,
+                "checks": [{**asdict(c), "expected": _jsonable(c.expected), "actual": _jsonable(c.actual)}
+                           for c in self.checks]}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- expectations
+
+def expected_bond_options(end: BondEnd) -> dict[str, Any]:
+    """The bond options the kernel must hold, keyed by kernel option name (BondInfo fields).
+
+    Shared with the kernel backend, which converges exactly these fields.
+    """
+    mon, opt, mode = end.monitor, end.options, end.mode
+    exp: dict[str, Any] = {"mode": mode.value}
+    if mon.type is MonitorType.ARP:
+        exp.update(miimon=0, arp_interval=mon.interval_ms,
+                   arp_ip_targets=tuple(str(a) for a in end.arp_targets),
+                   arp_validate=mon.validate, arp_missed_max=mon.missed_max)
+    elif mon.type is MonitorType.MII:
+        exp.update(miimon=mon.interval_ms, arp_interval=0)
+        if opt.updelay_ms is not None:
+            exp["updelay"] = opt.updelay_ms
+        if opt.downdelay_ms is not None:
+            exp["downdelay"] = opt.downdelay_ms
+    elif mode not in _KERNEL_MIIMON_MODES:
+        exp.update(miimon=0, arp_interval=0)
+    for name in ("xmit_hash_policy", "min_links", "packets_per_slave", "lacp_rate"):
+        value = getattr(opt, name)
+        if value is not None:
+            exp[name] = value
+    if opt.primary and mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB):
+        exp["primary"] = opt.primary
+    return exp
+
+
+def expected_tunnel(t: TunnelEnd) -> dict[str, Any]:
+    """The tunnel parameters the kernel cannot change in place (a difference means recreate)."""
+    exp: dict[str, Any] = {"kind": t.kind, "local": str(t.local), "remote": str(t.remote), "ttl": t.ttl,
+                           "key": t.key}
+    if t.kind == "ip6gretap":
+        exp["encaplimit"] = t.encaplimit
+    return exp
+
+
+def actual_tunnel(link: LinkState) -> dict[str, Any]:
+    tun = link.tunnel
+    if tun is None:
+        return {"kind": link.kind}
+    key: Any = tun.okey if tun.ikey == tun.okey else f"in {tun.ikey} out {tun.okey}"
+    return {"kind": link.kind, "local": tun.local, "remote": tun.remote, "ttl": tun.ttl, "key": key,
+            "encaplimit": tun.encaplimit}
+
+
+def _addresses(values: Any) -> tuple[str, ...]:
+    """Normalised, sorted, without IPv6 link-local (the kernel adds those itself)."""
+    out = {str(ip_interface(str(v))) for v in values}
+    return tuple(sorted(a for a in out if not a.lower().startswith("fe80:")))
+
+
+def expected_addresses(end: BondEnd) -> tuple[str, ...]:
+    return _addresses(end.addresses)
+
+
+def actual_addresses(link: LinkState) -> tuple[str, ...]:
+    return _addresses(link.addresses)
+
+
+# ----------------------------------------------------------------------------- comparison
+
+def compare(config: Config, node: str, state: KernelState) -> Report:
+    """Every modelled field of ``node``'s ends against the snapshot ``state``."""
+    report = Report(node)
+    add = report.checks.append
+    for end in config.ends_of(node):
+        underlays: dict[str, list[str]] = {}
+        for t in end.tunnels:
+            _check_tunnel(add, end, t, state, underlays)
+        _check_bond(add, end, state)
+        for dev, names in underlays.items():
+            if len(names) > 1:
+                add(Check(end.name, "underlay", "one tunnel per underlay device",
+                          f"{', '.join(names)} all route over {dev}", False))
+    return report
+
+
+def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any, actual: Any,
+           severity: str = ERROR) -> bool:
+    ok = expected == actual
+    add(Check(subject, name, expected, actual, ok, severity))
+    return ok
+
+
+def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, state: KernelState,
+                  underlays: dict[str, list[str]]) -> None:
+    link = state.link(t.name)
+    if not _check(add, t.name, "exists", True, link is not None):
+        return
+    assert link is not None
+    actual = actual_tunnel(link)
+    for name, value in expected_tunnel(t).items():
+        if not _check(add, t.name, name, value, actual.get(name)) and name == "kind":
+            return
+    _check(add, t.name, "mtu", t.mtu, link.mtu)
+    _check(add, t.name, "state", "up", link.state)
+    _check(add, t.name, "master", end.name, link.master)
+    if link.slave is not None and link.master == end.name:
+        _check(add, t.name, "link-monitor", "up", link.slave.mii_status, WARNING)
+    # Path: GRE is plaintext, so the route to the remote must leave through WireGuard.
+    route = state.routes.get(str(t.remote))
+    if route is None or route.oif is None:
+        _check(add, t.name, "route", f"to {t.remote}", "no route")
+        return
+    underlays.setdefault(route.oif, []).append(t.name)
+    if end.link.allow_plaintext_underlay:
+        add(Check(t.name, "underlay", "any (allow-plaintext-underlay)", f"{route.oif} ({route.oif_kind})", True))
+    else:
+        add(Check(t.name, "underlay", "wireguard", f"{route.oif} ({route.oif_kind or 'not wireguard'})",
+                  route.wireguard))
+
+
+def _check_bond(add: Callable[[Check], None], end: BondEnd, state: KernelState) -> None:
+    link = state.link(end.name)
+    if not _check(add, end.name, "exists", True, link is not None):
+        return
+    assert link is not None
+    if not _check(add, end.name, "kind", "bond", link.kind) or link.bond is None:
+        return
+    actual = link.bond
+    for name, value in expected_bond_options(end).items():
+        _check(add, end.name, name, value, getattr(actual, name))
+    _check(add, end.name, "mtu", end.mtu, link.mtu)
+    _check(add, end.name, "mac", end.mac.lower(), (link.mac or "").lower())
+    _check(add, end.name, "addresses", expected_addresses(end), actual_addresses(link))
+    _check(add, end.name, "slaves", tuple(sorted(t.name for t in end.tunnels)),
+           tuple(sorted(s.name for s in state.slaves_of(end.name))))
+    _check(add, end.name, "state", "up", "up" if link.admin_up else "down")
+    # carrier needs at least one slave that the monitor sees alive: depends on the peer
+    _check(add, end.name, "carrier", "up", "up" if link.up else "down", WARNING)
+
+
+# ----------------------------------------------------------------------------- live
+
+def remotes_of(config: Config, node: str) -> list[str]:
+    return [str(t.remote) for end in config.ends_of(node) for t in end.tunnels]
+
+
+def verify(config: Config, node: str, *, settle_s: float = 0.0,
+           interval_s: float = 0.2) -> Report:
+    """Read the kernel and compare; retry until it matches or ``settle_s`` has passed.
+
+    Raises SystemAccessError (exit 3) when the kernel cannot be read.
+    """
+    from grebond.kernel.reader import read_state
+
+    deadline = time.monotonic() + settle_s
+    remotes = remotes_of(config, node)
+    while True:
+        try:
+            report = compare(config, node, read_state(remotes))
+        except SystemAccessError:
+            raise
+        except OSError as exc:
+            raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
+        if report.ok or time.monotonic() >= deadline:
+            return report
+        time.sleep(interval_s)

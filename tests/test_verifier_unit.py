@@ -1,0 +1,136 @@
+"""The verifier's comparison on hand-made kernel snapshots: what a user reads in `grebond verify`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from grebond.kernel.reader import IFF_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
+from grebond.status import collect, lines as status_lines
+from grebond.validation import load_config
+from grebond.verifier import compare
+
+SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
+UP = IFF_UP | 0x10000
+
+
+@pytest.fixture(scope="module")
+def config():  # type: ignore[no-untyped-def]
+    return load_config(str(SEED))[0]
+
+
+def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-untyped-def]
+    """What the kernel holds after a correct apply of ``node`` (built from the model by hand)."""
+    end = config.ends_of(node)[0]
+    links: dict[str, LinkState] = {}
+    routes: dict[str, Route | None] = {}
+    for i, t in enumerate(end.tunnels, start=1):
+        links[t.name] = LinkState(
+            index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac="aa:bb:cc:00:00:0%d" % i, flags=UP,
+            operstate="UNKNOWN", carrier=True, master=end.name,
+            tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
+            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500)
+        links[f"wg{i}"] = LinkState(index=20 + i, name=f"wg{i}", kind="wireguard", mtu=1440, mac=None,
+                                    flags=UP, operstate="UNKNOWN", carrier=True)
+        routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
+    links[end.name] = LinkState(
+        index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
+        carrier=True, addresses=tuple(str(a) for a in end.addresses) + ("fe80::1/64",),
+        bond=BondInfo(mode="balance-rr", arp_interval=100, arp_ip_targets=tuple(str(a) for a in end.arp_targets),
+                      arp_validate="none", arp_missed_max=2))
+    return KernelState(links=links, routes=routes)
+
+
+def failed(report) -> dict[tuple[str, str], tuple[object, object]]:  # type: ignore[no-untyped-def]
+    return {(c.subject, c.field): (c.expected, c.actual) for c in report.failures}
+
+
+def test_matching_kernel_passes_with_a_line_per_check(config) -> None:  # type: ignore[no-untyped-def]
+    report = compare(config, "r2", matching_state(config))
+    assert report.ok, report.lines()
+    text = report.lines()
+    assert "[ OK ] bond0 mode balance-rr" in text
+    assert "[ OK ] gre1 remote 10.65.0.6" in text
+    assert "[ OK ] gre2 underlay wireguard" in text
+    assert text[-1].startswith("r2: matches the model:") and "0 failed" in text[-1]
+    fields = {c.field for c in report.checks}
+    assert {"mode", "arp_interval", "arp_ip_targets", "arp_missed_max", "arp_validate", "mtu", "mac",
+            "addresses", "slaves", "state", "local", "remote", "ttl", "key", "master"} <= fields
+
+
+def test_drift_names_each_field_with_expected_and_actual(config) -> None:  # type: ignore[no-untyped-def]
+    s = matching_state(config)
+    links = dict(s.links)
+    b = links["bond0"]
+    links["bond0"] = dataclasses.replace(b, mtu=1500, bond=dataclasses.replace(b.bond, mode="active-backup",
+                                                                               arp_missed_max=3))
+    g2 = links["gre2"]
+    links["gre2"] = dataclasses.replace(g2, master=None, slave=None, flags=0,
+                                        tunnel=dataclasses.replace(g2.tunnel, remote="10.65.0.99"))
+    links["eth9"] = LinkState(index=99, name="eth9", kind="veth", mtu=1402, mac=None, flags=UP,
+                              operstate="UP", carrier=True, master="bond0")
+    report = compare(config, "r2", KernelState(links=links, routes=s.routes))
+    assert not report.ok
+    got = failed(report)
+    assert got[("bond0", "mode")] == ("balance-rr", "active-backup")
+    assert got[("bond0", "mtu")] == (1402, 1500)
+    assert got[("bond0", "arp_missed_max")] == (2, 3)
+    assert got[("gre2", "remote")] == ("10.65.0.10", "10.65.0.99")
+    assert got[("gre2", "master")] == ("bond0", None)
+    assert got[("gre2", "state")] == ("up", "down")
+    assert got[("bond0", "slaves")] == (("gre1", "gre2"), ("eth9", "gre1"))
+    assert "[FAIL] bond0 mode: expected balance-rr, got active-backup" in report.lines()
+    as_json = report.as_dict()
+    assert as_json["ok"] is False and {"subject", "field", "expected", "actual", "ok", "severity"} <= \
+        set(as_json["checks"][0])
+
+
+def test_missing_devices_and_wrong_kind(config) -> None:  # type: ignore[no-untyped-def]
+    s = matching_state(config)
+    links = {k: v for k, v in s.links.items() if k != "gre1"}
+    links["bond0"] = dataclasses.replace(links["bond0"], kind="dummy", bond=None)
+    got = failed(compare(config, "r2", KernelState(links=links, routes=s.routes)))
+    assert got[("gre1", "exists")] == (True, False)
+    assert got[("bond0", "kind")] == ("bond", "dummy")
+
+
+def test_normalises_mac_case_and_ignores_link_local(config) -> None:  # type: ignore[no-untyped-def]
+    report = compare(config, "r2", matching_state(config))
+    mac = next(c for c in report.checks if c.field == "mac")
+    assert mac.ok and mac.actual == config.ends_of("r2")[0].mac.lower()
+
+
+def test_plaintext_and_shared_underlay_are_reported(config) -> None:  # type: ignore[no-untyped-def]
+    s = matching_state(config)
+    routes = {r: Route(dst=r, oif="veth1", oif_kind="veth") for r in s.routes}
+    got = failed(compare(config, "r2", KernelState(links=s.links, routes=routes)))
+    assert got[("gre1", "underlay")] == ("wireguard", "veth1 (veth)")
+    assert got[("bond0", "underlay")] == ("one tunnel per underlay device", "gre1, gre2 all route over veth1")
+    no_route = {r: None for r in s.routes}
+    assert failed(compare(config, "r2", KernelState(links=s.links, routes=no_route)))[("gre1", "route")] \
+        == ("to 10.65.0.6", "no route")
+
+
+def test_no_carrier_is_a_warning_not_drift(config) -> None:  # type: ignore[no-untyped-def]
+    s = matching_state(config)
+    links = dict(s.links)
+    links["bond0"] = dataclasses.replace(links["bond0"], carrier=False, operstate="DOWN")
+    links["gre1"] = dataclasses.replace(links["gre1"], slave=SlaveInfo("active", "down", 3))
+    report = compare(config, "r2", KernelState(links=links, routes=s.routes))
+    assert report.ok
+    assert "[WARN] bond0 carrier: expected up, got down" in report.lines()
+    assert "[WARN] gre1 link-monitor: expected up, got down" in report.lines()
+
+
+def test_status_shows_path_state_and_traffic_share(config) -> None:  # type: ignore[no-untyped-def]
+    bonds = collect(config, ["r2"], matching_state(config))
+    [bond] = bonds
+    assert bond.mode == "balance-rr" and bond.monitor.startswith("arp 100ms x2")
+    g1, g2 = bond.tunnels
+    assert g1.path == "10.65.0.2 -> 10.65.0.6 via wg1"
+    assert (g1.slave_state, g1.monitor_status, g1.mtu) == ("active", "up", 1402)
+    assert round(g1.tx_share, 2) == 0.33 and round(g2.tx_share, 2) == 0.67
+    text = "\n".join(status_lines(bonds))
+    assert "gre2" in text and "67%" in text
