@@ -1,9 +1,52 @@
-"""Command: check-paths (placeholder until the path checks land)."""
+"""Command: check-paths — are this end's tunnels distinct, encrypted paths of similar delay?
+
+Thin: argument parsing and exit codes here, everything else in ``grebond.paths``.
+Exit 0 no warnings, 1 warnings, 2 bad config or usage, 3 the kernel cannot be read.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from grebond.cli import add_config_arg, add_node_arg
+from grebond.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    pass
+    from grebond.paths import DEFAULT_RTT_THRESHOLD_MS
+
+    p = sub.add_parser(
+        "check-paths",
+        help="check that each tunnel has its own encrypted underlay path, and that delays suit the mode",
+        description="For each tunnel of this end: the underlay device and next hop its remote is routed "
+                    "through, and the path's round-trip time (ICMP echo from the tunnel's local address). "
+                    "Warns when tunnels share a device or next hop, when a path is not WireGuard, and when "
+                    "delays differ too much for a mode that reorders (balance-rr). "
+                    "Exit 0 no warnings, 1 warnings, 2 bad config, 3 cannot read the kernel.")
+    add_config_arg(p)
+    add_node_arg(p, "the end whose underlay addresses are on this host")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--rtt-threshold", type=float, default=DEFAULT_RTT_THRESHOLD_MS, metavar="MS",
+                   help=f"largest round-trip difference tolerated with balance-rr (default "
+                        f"{DEFAULT_RTT_THRESHOLD_MS:g} ms)")
+    p.add_argument("--no-rtt", action="store_true", help="skip the round-trip measurement (routes only)")
+    p.set_defaults(func=cmd_check_paths)
+
+
+def cmd_check_paths(args: argparse.Namespace) -> int:
+    from grebond import paths
+    from grebond.cli.config_cmds import load
+    from grebond.kernel.reader import local_addresses
+    from grebond.nodes import resolve_node
+
+    if args.rtt_threshold < 0:
+        raise UsageError(f"--rtt-threshold {args.rtt_threshold:g}: must be 0 or more milliseconds")
+    config = load(args)
+    node = resolve_node(config, args.node, local_addresses if args.node is None else None)
+    reports = paths.check(config.ends_of(node), args.rtt_threshold, measure_rtt=not args.no_rtt)
+    if args.json:
+        print(json.dumps(paths.as_json(reports), indent=2))
+    else:
+        print(paths.render_text(reports), end="")
+    return paths.exit_status(reports)

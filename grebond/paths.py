@@ -1,0 +1,441 @@
+"""Path checks: are a bond's tunnels really distinct, encrypted, and similar enough for its mode?
+
+A bond only adds bandwidth and resilience if each tunnel rides its own underlay path. The model
+cannot know that; the routing table can. For each tunnel of a node this module asks the kernel
+where the tunnel's remote is routed (device, kind of device, next hop), measures the path's
+round-trip time with ICMP echo from the tunnel's local address, and then decides, in pure code:
+
+- two tunnels leaving through the same device or the same next hop are one path counted twice:
+  losing it takes both tunnels down, and they share its bandwidth;
+- a tunnel routed over anything but WireGuard sends GRE in clear text;
+- a mode that spreads one flow over all tunnels (balance-rr) reorders TCP when the paths'
+  round-trip times differ; measured in the lab (docs/performance.md), 20 ms of difference
+  drops balance-rr below ONE path's rate, so grebond names the mode to use instead.
+
+Layout: ``PathInfo`` (what was observed) -> ``assess()`` (pure decisions -> ``Finding``) ->
+``render_text()``/``as_json()``. Only ``observe()`` and its helpers touch the system, and they
+import pyroute2 lazily so ``grebond --help`` and the unit tests never load it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import time
+from dataclasses import asdict, dataclass, field
+from ipaddress import ip_address
+from typing import Any, Iterable, Sequence
+
+from grebond.errors import SystemAccessError
+from grebond.model import BondEnd, BondMode
+
+DEFAULT_RTT_THRESHOLD_MS = 5.0
+"""RTT difference above which balance-rr is flagged. TCP's reordering tolerance (3 duplicate ACKs)
+is a fraction of a millisecond of spread at tens of Mbit/s; a few ms already costs throughput, and
+20 ms made balance-rr slower than one path in the lab. Below 5 ms, ICMP jitter dominates."""
+
+RECOMMENDED_UNEQUAL_MODE = BondMode.BALANCE_XOR
+RECOMMENDED_UNEQUAL_HASH = "layer3+4"
+"""For paths with unequal delay: balance-xor hashing the inner flow keeps every TCP flow on one
+tunnel (in order), while many flows still use all tunnels. Measured in docs/performance.md."""
+
+PROBES = 8            # echo rounds over all tunnels; the minimum RTT is used (queueing only adds)
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """What the kernel says about one tunnel's underlay path (observed, not judged)."""
+
+    tunnel: str
+    local: str
+    remote: str
+    device: str | None = None        # the route's output device (RTA_OIF), by name
+    kind: str | None = None          # that device's link kind ("wireguard", "veth"; None: physical)
+    gateway: str | None = None       # the route's next hop (RTA_GATEWAY); None when the remote is on-link
+    rtt_ms: float | None = None      # minimum ICMP echo round trip, local -> remote
+    route_error: str | None = None   # why the route lookup failed, if it did
+    local_present: bool = True       # False: the tunnel's local address is not on this host
+    rtt_error: str | None = None     # why no RTT was measured, if none was
+
+    @property
+    def next_hop(self) -> str | None:
+        """Where packets go first: the gateway, or the remote itself when it is on-link."""
+        if self.device is None:
+            return None
+        return self.gateway or self.remote
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One conclusion about a bond's paths. Only ``warning`` findings make the exit status 1."""
+
+    bond: str
+    code: str                        # shared-device, shared-next-hop, plaintext, rtt-spread, no-route, ...
+    level: str                       # "warning" or "note"
+    tunnels: tuple[str, ...]
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.bond}: {self.message}" + (f"; {self.fix}" if self.fix else "")
+
+
+@dataclass
+class BondReport:
+    """One bond of the node: the paths observed and what was concluded."""
+
+    bond: str
+    mode: str
+    node: str
+    peer: str
+    paths: list[PathInfo]
+    findings: list[Finding] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- decisions (pure)
+def assess(end: BondEnd, paths: Sequence[PathInfo], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
+           bond_devices: Iterable[str] = ()) -> list[Finding]:
+    """Judge one bond end's observed paths. Pure: same input, same findings, in a stable order.
+
+    ``bond_devices``: names of bonds on this host (a tunnel routed through a bond would loop).
+    """
+    bond = end.name
+    out: list[Finding] = []
+    routed = [p for p in paths if p.device is not None]
+    for p in paths:
+        if p.device is None:
+            out.append(Finding(bond, "no-route", "warning", (p.tunnel,),
+                               f"{p.tunnel}: no route to its remote {p.remote}"
+                               + (f" ({p.route_error})" if p.route_error else ""),
+                               "bring up the underlay (WireGuard) device that carries this path"))
+        if not p.local_present:
+            out.append(Finding(bond, "no-local-address", "warning", (p.tunnel,),
+                               f"{p.tunnel}: its local address {p.local} is not on this host, so the tunnel "
+                               "cannot send", f"check --node {end.node} is this host, and that the underlay "
+                               "device has its address"))
+    loops = set(bond_devices) | {bond}
+    for p in routed:
+        if p.device in loops or p.device in {t.name for t in end.tunnels}:
+            out.append(Finding(bond, "recursive", "warning", (p.tunnel,),
+                               f"{p.tunnel}: its remote {p.remote} is routed through {p.device}, i.e. through "
+                               "the bond itself", "route the tunnel endpoints over the underlay, not the overlay"))
+
+    for device, group in _groups(routed, lambda p: p.device):
+        names = tuple(p.tunnel for p in group)
+        out.append(Finding(bond, "shared-device", "warning", names,
+                           f"{_and(names)} leave through {device}: they are one path, not {len(names)} "
+                           "(one failure takes them all down and they share its bandwidth)",
+                           "route each tunnel's remote over its own underlay device"))
+    shared_dev = {p.tunnel for f in out if f.code == "shared-device" for p in routed if p.tunnel in f.tunnels}
+    for hop, group in _groups(routed, lambda p: p.gateway):
+        names = tuple(p.tunnel for p in group)
+        if set(names) <= shared_dev:
+            continue  # already said: same device and same gateway is the same finding
+        out.append(Finding(bond, "shared-next-hop", "warning", names,
+                           f"{_and(names)} go through next hop {hop}: they are not distinct paths",
+                           "give each tunnel's remote a route through a different next hop"))
+
+    for p in routed:
+        if p.kind == "wireguard":
+            continue
+        what = f"{p.device} ({p.kind or 'physical'})"
+        if end.link.allow_plaintext_underlay:
+            out.append(Finding(bond, "plaintext", "note", (p.tunnel,),
+                               f"{p.tunnel}: routed over {what}, not WireGuard; GRE is plain text "
+                               "(allowed by allow-plaintext-underlay)"))
+        else:
+            out.append(Finding(bond, "plaintext", "warning", (p.tunnel,),
+                               f"{p.tunnel}: routed over {what}, not WireGuard: GRE carries the bond's "
+                               "traffic in clear text",
+                               "route the remote over a WireGuard device, or set 'allow-plaintext-underlay: true'"))
+
+    out += assess_rtt(end, paths, rtt_threshold_ms)
+    return out
+
+
+def assess_rtt(end: BondEnd, paths: Sequence[PathInfo], threshold_ms: float) -> list[Finding]:
+    """Flag unequal round trips when the bond's mode spreads one flow over several tunnels."""
+    bond = end.name
+    out: list[Finding] = []
+    for p in paths:
+        if p.device is not None and p.rtt_ms is None and p.rtt_error:
+            out.append(Finding(bond, "no-rtt", "note", (p.tunnel,),
+                               f"{p.tunnel}: no echo reply from {p.remote}"
+                               + (f" ({p.rtt_error})" if p.rtt_error else "")
+                               + "; the path is down or filters ICMP, so its delay was not compared"))
+    measured = [p for p in paths if p.rtt_ms is not None]
+    if len(measured) < 2:
+        return out
+    fast = min(measured, key=lambda p: p.rtt_ms or 0.0)
+    slow = max(measured, key=lambda p: p.rtt_ms or 0.0)
+    spread = (slow.rtt_ms or 0.0) - (fast.rtt_ms or 0.0)
+    if spread <= threshold_ms or not end.mode.reorders:
+        return out
+    out.append(Finding(
+        bond, "rtt-spread", "warning", (fast.tunnel, slow.tunnel),
+        f"round-trip times differ by {spread:.1f} ms ({fast.tunnel} {fast.rtt_ms:.1f} ms, {slow.tunnel} "
+        f"{slow.rtt_ms:.1f} ms; threshold {threshold_ms:g} ms) and {end.mode.value} sends one flow over every "
+        "tunnel: TCP sees reordering and can fall below a single path's rate",
+        recommend(end)))
+    return out
+
+
+def recommend(end: BondEnd) -> str:
+    """The fix to name for unequal paths; why: see RECOMMENDED_UNEQUAL_MODE."""
+    return (f"use 'mode: {RECOMMENDED_UNEQUAL_MODE.value}' with 'xmit-hash-policy: {RECOMMENDED_UNEQUAL_HASH}' "
+            "(each flow stays on one tunnel; many flows use them all), or 'mode: active-backup' with "
+            f"'primary:' set to the fastest tunnel if one flow needs the lowest delay")
+
+
+def _groups(paths: Sequence[PathInfo], key: Any) -> list[tuple[str, list[PathInfo]]]:
+    """Values of ``key`` shared by two or more paths, in first-seen order (None never groups)."""
+    seen: dict[str, list[PathInfo]] = {}
+    for p in paths:
+        k = key(p)
+        if k is not None:
+            seen.setdefault(k, []).append(p)
+    return [(k, v) for k, v in seen.items() if len(v) > 1]
+
+
+def _and(names: Sequence[str]) -> str:
+    """'gre1 and gre2 both', 'gre1, gre2 and gre3 all': the subject of a shared-path sentence."""
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]} both"
+    return ", ".join(names[:-1]) + f" and {names[-1]} all"
+
+
+def exit_status(reports: Sequence[BondReport]) -> int:
+    """0 when no finding is a warning, 1 otherwise (2 and 3 come from errors, in the CLI)."""
+    return 1 if any(f.level == "warning" for r in reports for f in r.findings) else 0
+
+
+# ----------------------------------------------------------------------------- output (pure)
+def render_text(reports: Sequence[BondReport]) -> str:
+    lines: list[str] = []
+    for r in reports:
+        lines.append(f"{r.bond} ({r.mode}) on {r.node}, to {r.peer}:")
+        for p in r.paths:
+            if p.device is None:
+                where = f"no route ({p.route_error or 'unknown'})"
+            else:
+                hop = f"next hop {p.gateway}" if p.gateway else "on-link"
+                where = f"via {p.device} ({p.kind or 'physical'}), {hop}"
+            rtt = f"rtt {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else "rtt n/a"
+            lines.append(f"  {p.tunnel:<15} {p.local} -> {p.remote}  {where}, {rtt}")
+        lines += [f"  {f}" for f in r.findings]
+    warnings = sum(1 for r in reports for f in r.findings if f.level == "warning")
+    lines.append(f"{warnings} warning(s)" if warnings else "paths ok: distinct, encrypted, similar delay")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(reports: Sequence[BondReport]) -> dict[str, Any]:
+    return {
+        "bonds": [{"bond": r.bond, "mode": r.mode, "node": r.node, "peer": r.peer,
+                   "paths": [asdict(p) | {"next_hop": p.next_hop} for p in r.paths],
+                   "findings": [asdict(f) | {"tunnels": list(f.tunnels)} for f in r.findings]}
+                  for r in reports],
+        "warnings": sum(1 for r in reports for f in r.findings if f.level == "warning"),
+        "status": exit_status(reports),
+    }
+
+
+# ----------------------------------------------------------------------------- observation (I/O)
+def observe(ends: Sequence[BondEnd], measure_rtt: bool = True,
+            probes: int = PROBES) -> list[tuple[BondEnd, list[PathInfo]]]:
+    """Ask the kernel for each tunnel's route and measure its RTT. SystemAccessError if netlink fails."""
+    pairs = [(str(t.local), str(t.remote)) for e in ends for t in e.tunnels]
+    routes = route_lookup(pairs)
+    usable = [p for p in pairs if routes[p].get("device") is not None and routes[p].get("local_present", True)]
+    rtts = echo_rtts(usable, probes) if measure_rtt else {}
+    out = []
+    for e in ends:
+        infos = []
+        for t in e.tunnels:
+            r = routes[(str(t.local), str(t.remote))]
+            rtt, rtt_err = rtts.get((str(t.local), str(t.remote)), (None, None))
+            infos.append(PathInfo(tunnel=t.name, local=str(t.local), remote=str(t.remote), device=r.get("device"),
+                                  kind=r.get("kind"), gateway=r.get("gateway"), rtt_ms=rtt,
+                                  route_error=r.get("error"), rtt_error=rtt_err,
+                                  local_present=r.get("local_present", True)))
+        out.append((e, infos))
+    return out
+
+
+def route_lookup(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """For each (local, remote): the route's device, its kind and the gateway, plus whether local is ours.
+
+    Read through the kernel reader, so check-paths and verify see the same routes.
+    """
+    from grebond.kernel import reader
+
+    state = reader.read_state([remote for _, remote in pairs])
+    mine = {a.split("/")[0] for link in state.links.values() for a in link.addresses}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for local, remote in pairs:
+        present = str(ip_address(local)) in mine
+        route = state.routes.get(str(ip_address(remote)))
+        if route is None or route.oif is None:
+            out[(local, remote)] = {"error": "no route (unreachable)", "local_present": present}
+        elif route.oif == "lo":
+            out[(local, remote)] = {"error": f"{remote} is an address of this host", "local_present": present}
+        else:
+            out[(local, remote)] = {"device": route.oif, "kind": route.oif_kind, "gateway": route.gateway,
+                                    "local_present": present}
+    return out
+
+
+def bond_names() -> list[str]:
+    """Bonds present in this namespace (a tunnel routed through one would loop)."""
+    try:
+        with open("/sys/class/net/bonding_masters") as f:   # per network namespace
+            return sorted(f.read().split())
+    except OSError:
+        return []      # bonding not loaded: no bonds
+
+
+# ----------------------------------------------------------------------------- ICMP echo
+ICMP_ECHO = {4: (8, 0), 6: (128, 129)}   # (request, reply) types
+
+
+def echo_rtt(local: str, remote: str, probes: int = PROBES,
+             timeout_s: float = PROBE_TIMEOUT_S) -> tuple[float | None, str | None]:
+    """Minimum RTT in ms of ICMP echo from ``local`` to ``remote``, without external tools."""
+    return echo_rtts([(local, remote)], probes, timeout_s)[(local, remote)]
+
+
+def echo_rtts(pairs: Sequence[tuple[str, str]], probes: int = PROBES,
+              timeout_s: float = PROBE_TIMEOUT_S) -> dict[tuple[str, str], tuple[float | None, str | None]]:
+    """Minimum ICMP echo RTT (ms) per (local, remote) pair, probing the pairs in turn, round by round.
+
+    Why interleaved: paths are compared with each other, so a stall of the host (a busy CPU, a
+    scheduler hiccup) must hit every path alike; measuring one path after the other made two
+    equal lab paths differ by 27 ms on a starved host. Why source-bound: the tunnel's packets
+    leave from ``local``, so the probe must take the same route. Uses an unprivileged ping socket
+    (SOCK_DGRAM) when net.ipv4.ping_group_range allows, a raw socket otherwise (root).
+    Bounded: ``probes`` rounds, at most ``timeout_s`` per probe.
+    """
+    probers: dict[tuple[str, str], _Prober] = {}
+    result: dict[tuple[str, str], tuple[float | None, str | None]] = {}
+    try:
+        for pair in pairs:
+            prober = _Prober(*pair)
+            if prober.error:
+                result[pair] = (None, prober.error)
+            probers[pair] = prober
+        for seq in range(1, probes + 1):
+            for pair, prober in probers.items():
+                if pair not in result:
+                    prober.probe(seq, timeout_s)
+                    if prober.fatal:
+                        result[pair] = (None, prober.error)
+        for pair, prober in probers.items():
+            if pair not in result:
+                result[pair] = (prober.best, None) if prober.best is not None else \
+                    (None, prober.error or f"no reply to {probes} echo requests")
+    finally:
+        for prober in probers.values():
+            prober.close()
+    return result
+
+
+class _Prober:
+    """One ICMP echo socket bound to a tunnel's local address, aimed at its remote."""
+
+    def __init__(self, local: str, remote: str) -> None:
+        self.remote = remote
+        self.family = ip_address(remote).version
+        self.best: float | None = None
+        self.error: str | None = None
+        self.fatal = False
+        self.raw = False
+        self.sock: socket.socket | None = None
+        af = socket.AF_INET if self.family == 4 else socket.AF_INET6
+        proto = socket.IPPROTO_ICMP if self.family == 4 else socket.IPPROTO_ICMPV6
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+            try:
+                self.sock = socket.socket(af, kind, proto)
+                self.raw = kind == socket.SOCK_RAW
+                break
+            except OSError as exc:
+                self.error = f"cannot open an ICMP socket: {exc.strerror or exc}"
+        if self.sock is None:
+            return
+        try:
+            self.sock.bind((local, 0))
+            self.error = None
+        except OSError as exc:
+            self.error = f"cannot send from {local}: {exc.strerror or exc}"
+            self.close()
+
+    def probe(self, seq: int, timeout_s: float) -> None:
+        """Send one echo request and wait for its reply; keep the smallest RTT."""
+        if self.sock is None:
+            return
+        req_type, reply_type = ICMP_ECHO[self.family]
+        ident = os.getpid() & 0xFFFF
+        payload = struct.pack("!d", time.monotonic()) + b"grebond-path-probe"
+        packet = struct.pack("!BBHHH", req_type, 0, 0, ident, seq) + payload
+        if self.family == 4:  # the kernel fills the ICMPv6 checksum; IPv4's is ours to compute
+            packet = struct.pack("!BBHHH", req_type, 0, _checksum(packet), ident, seq) + payload
+        sent = time.monotonic()
+        try:
+            self.sock.sendto(packet, (self.remote, 0))
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            self.fatal = exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH)
+            return
+        rtt = _await_reply(self.sock, self.raw, self.family, reply_type, seq, payload, sent, timeout_s)
+        if rtt is not None:
+            self.best = rtt if self.best is None else min(self.best, rtt)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _await_reply(sock: socket.socket, raw: bool, family: int, reply_type: int, seq: int, payload: bytes,
+                 sent: float, timeout_s: float) -> float | None:
+    deadline = sent + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([sock], [], [], left)
+        if not ready:
+            return None
+        data = sock.recv(2048)
+        now = time.monotonic()
+        if raw and family == 4:  # raw IPv4 sockets deliver the IP header too
+            data = data[(data[0] & 0x0F) * 4:]
+        if len(data) < 8:
+            continue
+        typ, _code, _csum, _ident, rseq = struct.unpack("!BBHHH", data[:8])
+        # ping sockets rewrite the identifier; the sequence and our payload identify the reply
+        if typ == reply_type and rseq == seq and data[8:] == payload:
+            return (now - sent) * 1000
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+# ----------------------------------------------------------------------------- the whole check
+def check(ends: Sequence[BondEnd], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
+          measure_rtt: bool = True) -> list[BondReport]:
+    """Observe, then assess every bond of the node."""
+    bonds = bond_names()
+    reports = []
+    for end, infos in observe(ends, measure_rtt):
+        reports.append(BondReport(end.name, end.mode.value, end.node, end.peer, infos,
+                                  assess(end, infos, rtt_threshold_ms, bonds)))
+    return reports
