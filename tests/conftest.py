@@ -1,0 +1,13 @@
+"""Top-level test configuration: load the kernel lab plugin (marker ``kernel``, fixtures ``lab``/``lab_factory``).
+
+tests/ goes on sys.path so ``lab`` imports the same way under every --import-mode.
+"""
+
+import sys
+from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+pytest_plugins = ["lab.plugin"]
