@@ -439,3 +439,34 @@ def check(ends: Sequence[BondEnd], rtt_threshold_ms: float = DEFAULT_RTT_THRESHO
         reports.append(BondReport(end.name, end.mode.value, end.node, end.peer, infos,
                                   assess(end, infos, rtt_threshold_ms, bonds)))
     return reports
+
+
+class PlaintextUnderlayError(SystemAccessError):
+    """A tunnel would carry the bond's traffic unencrypted; refused before anything changes."""
+
+    exit_status = 2
+
+
+def require_encrypted_underlay(ends: Sequence[BondEnd]) -> None:
+    """Refuse (before apply changes anything) when a tunnel's remote routes over a non-WireGuard device.
+
+    GRE adds no encryption; grebond's design relies on WireGuard underneath. A link may opt out
+    with ``allow-plaintext-underlay: true`` (e.g. IPsec or a trusted wire). A remote with no route
+    yet is not refused: the underlay may come up after the bond.
+    """
+    checked = [e for e in ends if not e.link.allow_plaintext_underlay]
+    if not checked:
+        return
+    routes = route_lookup([(str(t.local), str(t.remote)) for e in checked for t in e.tunnels])
+    bad = []
+    for e in checked:
+        for t in e.tunnels:
+            r = routes[(str(t.local), str(t.remote))]
+            if r.get("device") and r.get("kind") != "wireguard":
+                bad.append(f"{e.name}/{t.name} to {t.remote} leaves through {r['device']} "
+                           f"({r.get('kind') or 'physical'})")
+    if bad:
+        raise PlaintextUnderlayError(
+            f"refusing to apply: {'; '.join(bad)}, not WireGuard, so GRE would carry the bond's traffic in "
+            "clear text. Route the remotes over WireGuard, or set 'allow-plaintext-underlay: true' on the "
+            "link if the underlay is encrypted or trusted another way")

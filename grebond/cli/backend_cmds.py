@@ -97,6 +97,9 @@ def _run(args: argparse.Namespace, action: str) -> int:
         raise SystemAccessError(f"'grebond {action}' changes the network and must run as root (try sudo)")
     if not ctx.dry_run:
         check_config_permissions(Path(args.config))
+    if action == "apply" and not ctx.offline:
+        from grebond.paths import require_encrypted_underlay
+        require_encrypted_underlay(config.ends_of(ctx.node))
     with exclusive():
         if action == "remove":
             changes = backend.remove(ctx)

@@ -43,6 +43,12 @@ def test_plaintext_underlay_is_reported(lab_factory: Callable[..., Lab], tmp_pat
     assert "[FAIL] gre2 underlay: expected wireguard, got veth2 (veth)" in cp.stdout
     failures = [line for line in cp.stdout.splitlines() if line.startswith("[FAIL]")]
     assert len(failures) == 2, cp.stdout     # everything else matches
+    # apply refuses to build tunnels over a plaintext underlay, and changes nothing
+    cp = grebond(lab, "r1", "apply", "--backend", "kernel", "-c", cfg, "--node", "r1")
+    assert cp.returncode == 2, cp.stdout + cp.stderr
+    assert "refusing to apply: bond0/gre1 to 10.65.0.2 leaves through veth1 (veth)" in cp.stderr
+    assert "allow-plaintext-underlay: true" in cp.stderr and "Traceback" not in cp.stderr
+    assert lab.run("r1", "ip", "link", "show", "bond0", check=False).returncode != 0
 
 
 def test_verify_usage_and_unreadable_errors(lab: Lab, tmp_path: Path) -> None:
