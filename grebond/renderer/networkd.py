@@ -1,0 +1,172 @@
+"""systemd-networkd files for one end: a .netdev per tunnel and for the bond, a .network per link.
+
+Why each choice (details in the reference, section A):
+- Time values carry units (``100ms``): networkd reads a bare number as *seconds*.
+- ``[Tunnel] Independent=yes``: the gretap is created unbound, so the WireGuard underlay's own
+  .network (owned by the user, wg-quick or NetworkManager) needs no ``Tunnel=`` line and is
+  never touched.
+- ``MTUBytes=`` on the bond and every tunnel: a bond left at 1500 raises its gretaps to 1500
+  and blackholes packets between the real limit and 1500.
+- ``MACAddress=`` on the bond: fixed before the first slave, so the peer's ARP cache never goes
+  stale when the first slave changes.
+- Options the target systemd cannot express are refused (ConfigError) unless the value is the
+  kernel's default anyway: a file that silently drops an option is worse than no file.
+
+Every file name starts with ``FILE_PREFIX``; together with the generated-by header that marks
+the files grebond may replace or delete.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Interface
+
+from grebond.errors import ConfigError, Problem
+from grebond.model import DEFAULT_MISSED_MAX, BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.renderer import RenderedFile, Rendering, header_lines
+from grebond.renderer.ini import Section, render_ini
+
+FILE_PREFIX = "40-grebond-"
+"""Below 70 as systemd.netdev(5) asks; the name marks the file as grebond's."""
+
+ARP_MISSED_MAX_SINCE = 256          # ARPMissedMax= (systemd.netdev(5), v256)
+NETWORKD_ARP_VALIDATE = ("none", "active", "backup", "all")
+"""The values systemd's bond_arp_validate_table knows (src/shared/bond-util.c, checked on main):
+the kernel's filter, filter_active and filter_backup are not offered by any release."""
+NETWORKD_XMIT_HASH = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4")
+KERNEL_ENCAP_LIMIT = 4
+"""The kernel's default ip6gretap encapsulation limit. networkd 252's ip6gre code sends only the
+IGN_ENCAP_LIMIT flag (for ``none``), never a number, so only ``none`` and 4 come out as written."""
+
+BOND_NETWORK_COMMENT = (
+    "ConfigureWithoutCarrier=yes: the bond has carrier only once the ARP monitor hears the peer, which",
+    "needs this end's address on the bond first; waiting for carrier would deadlock.",
+    "RequiredForOnline=no: a tunnel whose path is down must not hold up boot (network-online.target).",
+)
+
+
+def file_names(ifname: str) -> tuple[str, str]:
+    """The .netdev and .network names for one interface."""
+    return f"{FILE_PREFIX}{ifname}.netdev", f"{FILE_PREFIX}{ifname}.network"
+
+
+def ms(value: int) -> str:
+    """A networkd time span in milliseconds, with its unit (a bare number would be seconds)."""
+    return f"{value}ms"
+
+
+def check(ends: tuple[BondEnd, ...], source: str, target_systemd: int) -> list[Problem]:
+    """Every option of ``ends`` that networkd ``target_systemd`` cannot express (kernel defaults pass)."""
+    problems: list[Problem] = []
+    for end in ends:
+        base = f"links.{end.name}"
+        mon = end.monitor
+        if mon.type is MonitorType.ARP:
+            if mon.missed_max != DEFAULT_MISSED_MAX and target_systemd < ARP_MISSED_MAX_SINCE:
+                problems.append(Problem(
+                    source, None, f"{base}.monitor.missed-max",
+                    f"{mon.missed_max} needs ARPMissedMax=, which systemd-networkd has only since "
+                    f"{ARP_MISSED_MAX_SINCE} (target: {target_systemd})",
+                    f"remove missed-max (the kernel default {DEFAULT_MISSED_MAX} needs no setting), use "
+                    f"--target-systemd {ARP_MISSED_MAX_SINCE} or later, or use the kernel or networkmanager backend"))
+            if mon.validate not in NETWORKD_ARP_VALIDATE:
+                problems.append(Problem(
+                    source, None, f"{base}.monitor.validate",
+                    f"'{mon.validate}' cannot be written for systemd-networkd: ARPValidate= accepts only "
+                    f"{', '.join(NETWORKD_ARP_VALIDATE)}",
+                    "use validate: none, or the kernel backend, which sets arp_validate over netlink"))
+        xmit = end.options.xmit_hash_policy
+        if xmit is not None and xmit not in NETWORKD_XMIT_HASH:
+            problems.append(Problem(
+                source, None, f"{base}.xmit-hash-policy",
+                f"'{xmit}' is not a TransmitHashPolicy= systemd-networkd accepts "
+                f"({', '.join(NETWORKD_XMIT_HASH)})",
+                "choose one of those, or use the kernel backend"))
+        for t in end.tunnels:
+            if t.kind == "ip6gretap" and t.encaplimit not in (None, KERNEL_ENCAP_LIMIT):
+                problems.append(Problem(
+                    source, None, f"{base}.tunnels.{t.name}.encaplimit",
+                    f"{t.encaplimit}: systemd-networkd sends no encapsulation limit for ip6gretap, so the "
+                    f"kernel would keep its default {KERNEL_ENCAP_LIMIT}",
+                    f"use none (the default) or {KERNEL_ENCAP_LIMIT}, or the kernel backend"))
+    return problems
+
+
+def tunnel_netdev(t: TunnelEnd) -> list[Section]:
+    tunnel: list[tuple[str, object]] = [("Local", str(t.local)), ("Remote", str(t.remote)), ("TTL", t.ttl)]
+    if t.key is not None:
+        tunnel.append(("Key", t.key))
+    if t.kind == "ip6gretap":
+        tunnel.append(("EncapsulationLimit", "none" if t.encaplimit is None else t.encaplimit))
+    # unbound (gretap@NONE): the underlay's .network stays the user's and needs no Tunnel= line
+    tunnel.append(("Independent", "yes"))
+    return [("NetDev", [("Name", t.name), ("Kind", t.kind), ("MTUBytes", t.mtu)]),
+            ("Tunnel", tunnel)]  # type: ignore[list-item]
+
+
+def bond_netdev(end: BondEnd, target_systemd: int) -> list[Section]:
+    mon, opt = end.monitor, end.options
+    bond: list[tuple[str, object]] = [("Mode", end.mode.value)]
+    if mon.type is MonitorType.ARP:
+        bond.append(("ARPIntervalSec", ms(mon.interval_ms)))
+        bond.append(("ARPIPTargets", " ".join(str(a) for a in end.arp_targets)))
+        bond.append(("ARPValidate", mon.validate))
+        if target_systemd >= ARP_MISSED_MAX_SINCE:
+            bond.append(("ARPMissedMax", mon.missed_max))
+    elif mon.type is MonitorType.MII:
+        bond.append(("MIIMonitorSec", ms(mon.interval_ms)))
+        if opt.updelay_ms is not None:
+            bond.append(("UpDelaySec", ms(opt.updelay_ms)))
+        if opt.downdelay_ms is not None:
+            bond.append(("DownDelaySec", ms(opt.downdelay_ms)))
+    # monitor none: nothing; networkd then sends no miimon and the kernel keeps its default
+    for key, value in (("TransmitHashPolicy", opt.xmit_hash_policy), ("MinLinks", opt.min_links),
+                       ("PacketsPerSlave", opt.packets_per_slave), ("LACPTransmitRate", opt.lacp_rate)):
+        if value is not None:
+            bond.append((key, value))
+    return [("NetDev", [("Name", end.name), ("Kind", "bond"), ("MACAddress", end.mac), ("MTUBytes", end.mtu)]),
+            ("Bond", bond)]  # type: ignore[list-item]
+
+
+def slave_network(end: BondEnd, t: TunnelEnd) -> list[Section]:
+    network: list[tuple[str, object]] = [("Bond", end.name)]
+    if end.options.primary == t.name and end.mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB,
+                                                      BondMode.BALANCE_ALB):
+        # both ends must agree on the active slave, or frames arrive on the peer's inactive one
+        network.append(("PrimarySlave", "yes"))
+    return [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
+            ("Network", network)]  # type: ignore[list-item]
+
+
+def bond_network(end: BondEnd) -> list[Section]:
+    # IPv6 on the bond needs a link-local address (NDP, OSPFv3); an IPv4-only bond gets none.
+    has_v6 = any(isinstance(a, IPv6Interface) for a in end.addresses)
+    network: list[tuple[str, object]] = [("Address", [str(a) for a in end.addresses])] if end.addresses else []
+    network += [("LinkLocalAddressing", "ipv6" if has_v6 else "no"), ("ConfigureWithoutCarrier", "yes")]
+    return [("Match", [("Name", end.name)]), ("Link", [("RequiredForOnline", "no")]),
+            ("Network", network)]  # type: ignore[list-item]
+
+
+def render(ends: tuple[BondEnd, ...], source: str, node: str, target_systemd: int = 252) -> Rendering:
+    """All files for ``node``, sorted by name; ConfigError lists every option the target cannot express.
+
+    ``data`` maps each .netdev file name to its interface name, tunnels of a bond before the bond
+    (the order a backend deletes or creates them in).
+    """
+    problems = check(ends, source, target_systemd)
+    if problems:
+        raise ConfigError(problems)
+    head = header_lines(source, node)
+    files: list[RenderedFile] = []
+    netdevs: dict[str, str] = {}
+    for end in ends:
+        for t in end.tunnels:
+            netdev, network = file_names(t.name)
+            files.append(RenderedFile(netdev, render_ini(tunnel_netdev(t), head)))
+            files.append(RenderedFile(network, render_ini(slave_network(end, t), head)))
+            netdevs[netdev] = t.name
+        netdev, network = file_names(end.name)
+        files.append(RenderedFile(netdev, render_ini(bond_netdev(end, target_systemd), head)))
+        files.append(RenderedFile(network, render_ini(bond_network(end), [*head, *BOND_NETWORK_COMMENT])))
+        netdevs[netdev] = end.name
+    files.sort(key=lambda f: f.name)
+    return Rendering(backend="networkd", node=node, files=tuple(files), data=netdevs)

@@ -1,0 +1,268 @@
+"""The networkd backend against a real systemd-networkd 252 in the lab guest.
+
+networkd only works in the guest's ROOT namespace (its udev sees no other), so r2 is the root
+namespace and runs networkd; r1 is a namespace built by grebond's iproute2 script. What is
+asserted is what a user sees: files on disk, kernel fields (``ip -d link``), ping across the
+bond, ``grebond verify``'s exit status, and networkd's own log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from lab.topology import Lab, wait_for
+
+pytestmark = pytest.mark.kernel(root_ns=True)
+
+NETDIR = Path("/etc/systemd/network")
+PREFIX = "40-grebond-"
+PEER_BOND_IP = "10.67.0.2"
+USER_FILE = NETDIR / "30-lab-user.network"
+USER_BYTES = b"# the user's own file; grebond must never touch it\n[Match]\nName=gbluser0\n\n[Network]\nDHCP=no\n"
+
+
+class Networkd:
+    """systemd-networkd (and a system bus) started the way the lab guest allows, stopped by pid."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.dbus_pid: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        netif = Path("/run/systemd/netif")
+        netif.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["chown", "-R", "systemd-network", str(netif)], check=True)
+        if self.dbus_pid is None:
+            Path("/run/dbus").mkdir(parents=True, exist_ok=True)
+            out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"], capture_output=True,
+                                 text=True, check=True).stdout
+            self.dbus_pid = int(out.split()[0])
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(["/lib/systemd/systemd-networkd"], stdout=fh, stderr=fh)
+        assert wait_for(lambda: subprocess.run(["busctl", "--system", "status", "org.freedesktop.network1"],
+                                               capture_output=True).returncode == 0, timeout=20), self.text()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self.dbus_pid is not None:
+            try:
+                os.kill(self.dbus_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            Path("/run/dbus/pid").unlink(missing_ok=True)
+            self.dbus_pid = None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def networkd(tmp_path: Path) -> Iterator[Networkd]:
+    nd = Networkd(tmp_path / "networkd.log")
+    yield nd
+    nd.close()
+    for p in NETDIR.glob(f"{PREFIX}*"):   # /etc is an overlay in the guest; leave it as found anyway
+        p.unlink()
+
+
+@pytest.fixture
+def user_file() -> Iterator[Path]:
+    NETDIR.mkdir(parents=True, exist_ok=True)
+    USER_FILE.write_bytes(USER_BYTES)
+    yield USER_FILE
+    USER_FILE.unlink(missing_ok=True)
+
+
+def model(mode: str = "balance-rr", interval: str = "100ms", tunnels: dict[str, tuple[str, str]] | None = None,
+          extra: str = "") -> str:
+    """A seed-shaped model; ``tunnels`` maps name -> (r2 address, r1 address)."""
+    tunnels = tunnels or {"gre1": ("10.65.0.2", "10.65.0.6"), "gre2": ("10.65.0.14", "10.65.0.10")}
+    lines = "".join(f"      {n}:\n        ends: {{r2: {a}, r1: {b}}}\n" for n, (a, b) in tunnels.items())
+    return textwrap.dedent(f"""\
+        version: 1
+        links:
+          bond0:
+            mode: {mode}
+            ends:
+              r2: {{addresses: [10.67.0.1/24]}}
+              r1: {{addresses: [10.67.0.2/24]}}
+            tunnels:
+        """) + lines + textwrap.indent(textwrap.dedent(f"""\
+        underlay-mtu: 1440
+        monitor: {{type: arp, interval: {interval}}}
+        {extra}"""), "    ")
+
+
+def write_config(tmp_path: Path, text: str, name: str = "grebond.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return str(path)
+
+
+def grebond(lab: Lab, router: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return lab.grebond(router, *args, check=False, timeout=300)
+
+
+def build_peer(lab: Lab, cfg: str) -> None:
+    """r1 from scratch with grebond's own ip script (not persistent, so rebuilt after each change)."""
+    links = lab.run("r1", "ip", "-o", "link", "show").stdout
+    names = re.findall(r"^\d+:\s+(bond\d+|gre[1-9]\d*)[@:]", links, re.M)   # gre0 is the kernel's
+    for name in sorted(names, key=lambda n: not n.startswith("bond")):
+        lab.run("r1", "ip", "link", "del", name, check=False)
+    done = grebond(lab, "r1", "apply", "--backend", "iproute2", "-c", cfg, "--node", "r1")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def verify(lab: Lab, cfg: str, settle: str = "20") -> subprocess.CompletedProcess[str]:
+    return grebond(lab, "r2", "verify", "-c", cfg, "--node", "r2", "--settle", settle)
+
+
+def ours_on_disk() -> list[str]:
+    return sorted(p.name for p in NETDIR.glob(f"{PREFIX}*"))
+
+
+def grebond_links(lab: Lab) -> list[str]:
+    out = lab.run("r2", "ip", "-o", "link", "show").stdout
+    return sorted(set(re.findall(r"^\d+:\s+(bond\d+|gre[1-9]\d*)[@:]", out, re.M)))   # gre0: the kernel's own
+
+
+def detail(lab: Lab, name: str) -> str:
+    return lab.run("r2", "ip", "-d", "link", "show", name).stdout
+
+
+def assert_clean_log(log: str) -> None:
+    """networkd accepted our files: no parse warning (``FILE:LINE: ...``) and no failure for our links.
+
+    At info level networkd 252 names our files only in "Configuring with FILE" lines.
+    """
+    complaints = [line for line in log.splitlines()
+                  if re.search(rf"{PREFIX}\S*:\d+:", line)
+                  or re.search(r"(?i)\b(unknown|invalid|ignoring|failed|warning)\b", line)]
+    assert not complaints, "\n".join(complaints)
+
+
+def assert_working(lab: Lab, cfg: str, tunnels: list[str], mode: str = "balance-rr",
+                   interval_ms: int = 100) -> None:
+    v = verify(lab, cfg)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert wait_for(lambda: lab.ping("r2", PEER_BOND_IP, count=1, wait=1).ok, timeout=20), "no ping over bond0"
+    # right after a change both ends' monitors may still be settling (active-backup elects its slave,
+    # the peer was rebuilt a moment ago): allow that, then demand a clean run
+    pings: list[str] = []
+
+    def clean_run() -> bool:
+        res = lab.ping("r2", PEER_BOND_IP, count=5, interval=0.1)
+        pings.append(res.output)
+        return res.ok
+
+    assert wait_for(clean_run, timeout=15), pings[-1]
+    bond = detail(lab, "bond0")
+    assert f"mode {mode}" in bond and "mtu 1402" in bond, bond
+    assert f"arp_interval {interval_ms} " in bond and "arp_ip_target 10.67.0.2" in bond, bond
+    for t in tunnels:
+        d = detail(lab, t)
+        assert "master bond0" in d and "mtu 1402" in d and "ttl 255" in d, d
+    assert grebond_links(lab) == sorted(["bond0", *tunnels])
+    assert ours_on_disk() == sorted(f"{PREFIX}{n}.{ext}" for n in ["bond0", *tunnels] for ext in ("netdev", "network"))
+
+
+def test_boot_persistence(lab_factory: Callable[..., Lab], networkd: Networkd, user_file: Path,
+                          tmp_path: Path) -> None:
+    lab = lab_factory(root_router="r2")
+    cfg = write_config(tmp_path, model())
+    build_peer(lab, cfg)
+    # as an installer or image build would: files only, networkd not running yet
+    done = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", cfg, "--node", "r2", "--write-only")
+    assert done.returncode == 0, done.stderr
+    assert "bond0" not in grebond_links(lab)
+    networkd.start()                                # cold start, as at boot
+    assert_working(lab, cfg, ["gre1", "gre2"])
+    # again, from no links at all
+    networkd.stop()
+    lab.run("r2", "ip", "link", "del", "bond0")
+    lab.run("r2", "ip", "link", "del", "gre1")
+    lab.run("r2", "ip", "link", "del", "gre2")
+    networkd.start()
+    assert_working(lab, cfg, ["gre1", "gre2"])
+    assert user_file.read_bytes() == USER_BYTES
+    assert_clean_log(networkd.text())
+
+
+def test_model_changes_apply_live(lab_factory: Callable[..., Lab], networkd: Networkd, user_file: Path,
+                                  tmp_path: Path) -> None:
+    lab = lab_factory(root_router="r2", paths=3)
+    networkd.start()
+    p1, p2, p3 = ("10.65.0.2", "10.65.0.6"), ("10.65.0.14", "10.65.0.10"), ("10.65.0.18", "10.65.0.22")
+    steps = [
+        ("seed", dict(), ["gre1", "gre2"]),
+        ("mode", dict(mode="active-backup", extra="primary: gre1"), ["gre1", "gre2"]),
+        ("remote", dict(mode="active-backup", extra="primary: gre1", tunnels={"gre1": p1, "gre2": p3}),
+         ["gre1", "gre2"]),
+        ("interval", dict(mode="active-backup", extra="primary: gre1", interval="200ms",
+                          tunnels={"gre1": p1, "gre2": p3}), ["gre1", "gre2"]),
+        ("third", dict(interval="200ms", tunnels={"gre1": p1, "gre2": p3, "gre3": p2}), ["gre1", "gre2", "gre3"]),
+        ("remove", dict(interval="200ms", tunnels={"gre2": p3, "gre3": p2}), ["gre2", "gre3"]),
+    ]
+    for step, kwargs, tunnels in steps:
+        cfg = write_config(tmp_path, model(**kwargs), f"{step}.yaml")
+        build_peer(lab, cfg)
+        if step == "mode":   # one dry run (each CLI call costs seconds under TCG): it says, and changes nothing
+            before = ({p.name: p.read_bytes() for p in NETDIR.glob(f"{PREFIX}*")}, grebond_links(lab))
+            dry = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", cfg, "--node", "r2", "--dry-run")
+            assert dry.returncode == 0, f"{step}: {dry.stdout}{dry.stderr}"
+            assert "would recreate bond0" in dry.stdout and "would write" in dry.stdout, dry.stdout
+            assert before == ({p.name: p.read_bytes() for p in NETDIR.glob(f"{PREFIX}*")}, grebond_links(lab))
+        done = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", cfg, "--node", "r2", "--timeout", "60")
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+        mode = kwargs.get("mode", "balance-rr")
+        assert_working(lab, cfg, tunnels, mode=str(mode), interval_ms=200 if "interval" in kwargs else 100)
+        if step == "remote":
+            assert "remote 10.65.0.22" in detail(lab, "gre2")
+        assert user_file.read_bytes() == USER_BYTES, step
+    done = grebond(lab, "r2", "remove", "--backend", "networkd", "-c", cfg, "--node", "r2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ours_on_disk() == [] and grebond_links(lab) == []
+    assert user_file.read_bytes() == USER_BYTES
+    assert_clean_log(networkd.text())
+
+
+def test_failed_verification_rolls_back(lab_factory: Callable[..., Lab], networkd: Networkd, user_file: Path,
+                                        tmp_path: Path) -> None:
+    lab = lab_factory(root_router="r2")
+    networkd.start()
+    good = write_config(tmp_path, model(), "good.yaml")
+    build_peer(lab, good)
+    done = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", good, "--node", "r2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    files_before = {p.name: p.read_bytes() for p in NETDIR.glob(f"{PREFIX}*")}
+    # gre2's remote has no route: the kernel takes it, networkd creates it, the verifier refuses it
+    bad = write_config(tmp_path, model(tunnels={"gre1": ("10.65.0.2", "10.65.0.6"),
+                                                "gre2": ("10.65.0.14", "10.99.0.10")}), "bad.yaml")
+    done = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", bad, "--node", "r2", "--timeout", "5")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "did not verify" in done.stderr and "10.99.0.10" in done.stderr, done.stderr
+    assert {p.name: p.read_bytes() for p in NETDIR.glob(f"{PREFIX}*")} == files_before
+    assert "remote 10.65.0.10" in detail(lab, "gre2")
+    assert_working(lab, good, ["gre1", "gre2"])
+    assert user_file.read_bytes() == USER_BYTES
