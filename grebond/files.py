@@ -14,6 +14,8 @@ from pathlib import Path
 from grebond.errors import OwnershipError
 from grebond.renderer import GENERATED_MARKER
 
+TEMP_SUFFIX = ".grebond-tmp"   # hidden and without a .netdev/.network/.nmconnection suffix: daemons ignore it
+
 
 def is_generated(path: Path) -> bool:
     """True when ``path`` is a regular file grebond wrote: the marker is on its first line
@@ -48,7 +50,9 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644, uid: int | None 
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".grebond-tmp", dir=path.parent)
+    for stale in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):   # left by a killed run
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
