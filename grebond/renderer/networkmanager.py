@@ -1,0 +1,239 @@
+"""NetworkManager profiles for one end: a bond connection and one ip-tunnel port per tunnel.
+
+Two equivalent outputs from one description (``settings``): keyfiles (``.nmconnection``, for
+an image or an install hook, loaded when NM starts) and the D-Bus settings ``a{sa{sv}}`` the
+backend sends with AddConnection2/Update2, as plain Python: every leaf is a ``(signature,
+value)`` pair, e.g. ``{"connection": {"id": ("s", "grebond-bond0")}}``. Only the backend turns
+them into dbus-next Variants, so this module stays pure and cheap to import.
+
+Why each choice (details in the reference, section B, and lab-facts.md):
+- ``master``/``slave-type``, never ``controller``/``port-type``: NM 1.42 (Debian 12) rejects the
+  newer names, and every later version still reads the old ones.
+- ``master`` is the bond profile's UUID, not its interface name, so a port can only ever attach to
+  grebond's own bond profile.
+- Bond options are sent explicitly: NM defaults miimon=100 (the kernel: 0), and an explicit
+  non-zero miimon makes NM drop the ARP options. With the ARP monitor we send ``miimon=0``; with
+  no monitor too, so NM's kernel state equals networkd's and the kernel backend's.
+- ``arp_missed_max`` exists in NM only since 1.44; for an older target a non-default value is
+  refused (ConfigError) rather than silently dropped.
+- ``encaplimit: none`` on an ip6gretap cannot be expressed: NM (1.42 and later) accepts the
+  ``ip6-ign-encap-limit`` ip-tunnel flag only for ipip6/ip6ip6 tunnels ("some flags are invalid
+  for the select mode", nm-setting-ip-tunnel.c verify; checked with nmcli 1.42.4). NM would
+  always add the 8-byte encapsulation-limit option, so the bond MTU computed for ``none`` would
+  be 8 bytes too big. Refused with a ConfigError; a number (``encaplimit: 4``) works.
+- The MAC (``cloned-mac-address``) and MTU are on the bond's ``[ethernet]`` setting; each port
+  carries the same MTU in ``ip-tunnel.mtu``: a bond pushes its MTU onto its ports, never the
+  reverse, and a bond at 1500 blackholes packets over WireGuard.
+- Ownership: the keyfile starts with grebond's generated header, AND every profile carries the
+  user-data key ``net.grebond.generated``. NM rewrites a keyfile without comments when a profile
+  changes over D-Bus; the user key survives, so such profiles stay recognisable as grebond's.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import Any
+
+from grebond.errors import ConfigError, Problem
+from grebond.model import DEFAULT_MISSED_MAX, BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.renderer import RenderedFile, Rendering, header_lines
+from grebond.renderer.ini import Section, render_ini
+
+DEFAULT_TARGET_NM = "1.42"
+"""Debian 12's NetworkManager (1.42.4): the target when none is given and none is running."""
+ARP_MISSED_MAX_SINCE = (1, 44)
+KEYFILE_DIR = "/etc/NetworkManager/system-connections"
+KEYFILE_MODE = 0o600                  # NM ignores keyfiles readable by group or others
+CONNECTION_PREFIX = "grebond-"
+"""Connection ids and keyfile names start with this; NM names a to-disk profile's file after its id."""
+USER_KEY = "net.grebond.generated"
+"""NM user-data key (needs a dot, like a DNS name: nm_setting_user_check_key) that marks grebond's profiles."""
+IP_TUNNEL_MODE = {"gretap": 10, "ip6gretap": 11}   # NMIPTunnelMode
+BOND_PRIMARY_MODES = (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+Plain = dict[str, dict[str, tuple[str, Any]]]
+"""D-Bus settings a{sa{sv}} as plain Python: setting -> key -> (signature, value)."""
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """'1.42.4' -> (1, 42); a version NM reports or a user types."""
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise ValueError(f"'{text}' is not a NetworkManager version like 1.42") from None
+
+
+def connection_id(ifname: str) -> str:
+    return f"{CONNECTION_PREFIX}{ifname}"
+
+
+def keyfile_name(ifname: str) -> str:
+    return f"{connection_id(ifname)}.nmconnection"
+
+
+def user_value(end: BondEnd) -> str:
+    """What the user-data marker says: which end of which link the profile belongs to."""
+    return f"node={end.node} link={end.name}"
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check(ends: tuple[BondEnd, ...], source: str, target_nm: str) -> list[Problem]:
+    """Every option of ``ends`` that NetworkManager ``target_nm`` cannot express."""
+    version = parse_version(target_nm)
+    problems: list[Problem] = []
+    for end in ends:
+        base = f"links.{end.name}"
+        mon = end.monitor
+        if (mon.type is MonitorType.ARP and mon.missed_max != DEFAULT_MISSED_MAX
+                and version < ARP_MISSED_MAX_SINCE):
+            since = ".".join(map(str, ARP_MISSED_MAX_SINCE))
+            problems.append(Problem(
+                source, None, f"{base}.monitor.missed-max",
+                f"{mon.missed_max} needs the bond option arp_missed_max, which NetworkManager has only since "
+                f"{since} (target: {target_nm})",
+                f"remove missed-max (the kernel default {DEFAULT_MISSED_MAX} needs no setting), use "
+                f"--target-nm {since} or later, or use the kernel or networkd backend"))
+        for t in end.tunnels:
+            if t.kind == "ip6gretap" and t.encaplimit is None:
+                problems.append(Problem(
+                    source, None, f"{base}.tunnels.{t.name}.encaplimit",
+                    "none cannot be expressed for NetworkManager: it accepts the ip6-ign-encap-limit flag only "
+                    "for ipip6/ip6ip6 tunnels, so an ip6gretap always carries the 8-byte encapsulation-limit "
+                    "option",
+                    "set encaplimit: 4 (the kernel default; mtu auto then accounts for the option), or use the "
+                    "networkd or kernel backend"))
+    return problems
+
+
+# ----------------------------------------------------------------------------- settings
+
+def bond_options(end: BondEnd, target_nm: str) -> dict[str, str]:
+    """The bond's NM options (kernel names and values), explicit wherever NM's default differs."""
+    mon, opt, mode = end.monitor, end.options, end.mode
+    out: dict[str, str] = {"mode": mode.value}
+    if mon.type is MonitorType.ARP:
+        # miimon=0 explicitly: NM's own default is 100, and a non-zero miimon makes NM drop arp_*
+        out.update(miimon="0", arp_interval=str(mon.interval_ms),
+                   arp_ip_target=",".join(str(a) for a in end.arp_targets), arp_validate=mon.validate)
+        if parse_version(target_nm) >= ARP_MISSED_MAX_SINCE:
+            out["arp_missed_max"] = str(mon.missed_max)
+    elif mon.type is MonitorType.MII:
+        out["miimon"] = str(mon.interval_ms)
+        if opt.updelay_ms is not None:
+            out["updelay"] = str(opt.updelay_ms)
+        if opt.downdelay_ms is not None:
+            out["downdelay"] = str(opt.downdelay_ms)
+    elif mode.allows_arp_monitor:
+        out["miimon"] = "0"       # monitor none: the kernel's default, not NM's 100
+    # (802.3ad/tlb/alb without a monitor: the kernel forces miimon=100, which is NM's default too)
+    for key, value in (("xmit_hash_policy", opt.xmit_hash_policy), ("min_links", opt.min_links),
+                       ("packets_per_slave", opt.packets_per_slave), ("lacp_rate", opt.lacp_rate)):
+        if value is not None:
+            out[key] = str(value)
+    if opt.primary and mode in BOND_PRIMARY_MODES:
+        out["primary"] = opt.primary
+    return dict(sorted(out.items()))        # NM writes options sorted; so do we
+
+
+def _ip_settings(addresses: tuple[Any, ...], family: int) -> dict[str, tuple[str, Any]]:
+    mine = [a for a in addresses if (isinstance(a, IPv4Interface) if family == 4 else isinstance(a, IPv6Interface))]
+    if not mine:
+        return {"method": ("s", "disabled")}
+    return {"method": ("s", "manual"),
+            "address-data": ("aa{sv}", [{"address": ("s", str(a.ip)), "prefix": ("u", a.network.prefixlen)}
+                                        for a in mine])}
+
+
+def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
+    """The bond profile: addresses, MAC and MTU live here; activating it activates its ports."""
+    return {
+        "connection": {"id": ("s", connection_id(end.name)), "uuid": ("s", end.uuid(end.name)),
+                       "type": ("s", "bond"), "interface-name": ("s", end.name),
+                       "autoconnect": ("b", True),
+                       "autoconnect-slaves": ("i", 1)},
+        "802-3-ethernet": {"assigned-mac-address": ("s", end.mac), "mtu": ("u", end.mtu)},
+        "bond": {"options": ("a{ss}", bond_options(end, target_nm))},
+        "ipv4": _ip_settings(end.addresses, 4),
+        "ipv6": _ip_settings(end.addresses, 6),
+        "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
+    }
+
+
+def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
+    """One ip-tunnel port, unbound (no parent), like networkd's Independent=yes."""
+    tunnel: dict[str, tuple[str, Any]] = {"mode": ("u", IP_TUNNEL_MODE[t.kind]), "local": ("s", str(t.local)),
+                                          "remote": ("s", str(t.remote)), "ttl": ("u", t.ttl)}
+    if t.key is not None:
+        tunnel["input-key"] = ("s", str(t.key))     # NM takes keys as decimal strings only
+        tunnel["output-key"] = ("s", str(t.key))
+    if t.kind == "ip6gretap" and t.encaplimit is not None:
+        tunnel["encapsulation-limit"] = ("u", t.encaplimit)
+    tunnel["mtu"] = ("u", t.mtu)
+    return {
+        "connection": {"id": ("s", connection_id(t.name)), "uuid": ("s", end.uuid(t.name)),
+                       "type": ("s", "ip-tunnel"), "interface-name": ("s", t.name),
+                       "master": ("s", end.uuid(end.name)), "slave-type": ("s", "bond"),
+                       "autoconnect": ("b", True)},
+        "ip-tunnel": tunnel,
+        "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
+    }
+
+
+def settings(ends: tuple[BondEnd, ...], source: str, node: str,
+             target_nm: str = DEFAULT_TARGET_NM) -> dict[str, Plain]:
+    """Every profile of ``node`` by UUID, ports of a bond before the bond; ConfigError if inexpressible.
+
+    The library call for the D-Bus backend (and anyone else driving NM).
+    """
+    problems = check(ends, source, target_nm)
+    if problems:
+        raise ConfigError(problems)
+    out: dict[str, Plain] = {}
+    for end in ends:
+        for t in end.tunnels:
+            out[end.uuid(t.name)] = port_settings(end, t)
+        out[end.uuid(end.name)] = bond_settings(end, target_nm)
+    return out
+
+
+# ----------------------------------------------------------------------------- keyfiles
+
+_KEYFILE_GROUP = {"802-3-ethernet": "ethernet"}     # the keyfile alias NM itself writes
+_KEYFILE_KEY = {("802-3-ethernet", "assigned-mac-address"): "cloned-mac-address"}
+
+
+def _keyfile_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def keyfile_sections(plain: Plain) -> list[Section]:
+    """The keyfile form of one profile's settings (same content, keyfile syntax)."""
+    sections: list[Section] = []
+    for setting, keys in plain.items():
+        items: list[tuple[str, Any]] = []
+        for key, (sig, value) in keys.items():
+            if setting == "bond" and key == "options":
+                items += list(value.items())                   # bond options are plain keys
+            elif setting == "user" and key == "data":
+                items += sorted(value.items())                 # user data: the keys themselves
+            elif key == "address-data":
+                items += [(f"address{i}", f"{a['address'][1]}/{a['prefix'][1]}") for i, a in enumerate(value, 1)]
+            else:
+                items.append((_KEYFILE_KEY.get((setting, key), key), _keyfile_value(value)))
+        sections.append((_KEYFILE_GROUP.get(setting, setting), items))
+    return sections
+
+
+def render(ends: tuple[BondEnd, ...], source: str, node: str, target_nm: str = DEFAULT_TARGET_NM) -> Rendering:
+    """Keyfiles for ``node`` (mode 0600), sorted by name; ``data`` is ``settings()`` (UUID -> Plain)."""
+    plain = settings(ends, source, node, target_nm)
+    head = header_lines(source, node)
+    files = [RenderedFile(keyfile_name(p["connection"]["interface-name"][1]), render_ini(keyfile_sections(p), head),
+                          KEYFILE_MODE)
+             for p in plain.values()]
+    files.sort(key=lambda f: f.name)
+    return Rendering(backend="networkmanager", node=node, files=tuple(files), data=plain)
