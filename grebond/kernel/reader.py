@@ -11,7 +11,6 @@ imported inside functions so nothing loads it at import time.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
@@ -268,9 +267,10 @@ def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkS
 def _addresses(ip: Any) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for msg in ip.get_addr():
-        # IPv4: IFA_LOCAL is our address (IFA_ADDRESS is the peer on point-to-point addresses)
-        value = msg.get_attr("IFA_LOCAL") if msg["family"] == socket.AF_INET else None
-        value = value or msg.get_attr("IFA_ADDRESS")
+        # On a point-to-point address ('ip addr add LOCAL peer REMOTE', as WireGuard /30s often
+        # are) IFA_ADDRESS is the PEER and IFA_LOCAL ours, in IPv4 and IPv6 alike; IFA_LOCAL is
+        # absent only on IPv6 addresses without a peer, where IFA_ADDRESS is ours.
+        value = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
         if value:
             out.setdefault(int(msg["index"]), []).append(f"{_addr(value)}/{msg['prefixlen']}")
     return out
