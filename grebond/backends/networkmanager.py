@@ -141,6 +141,14 @@ def _name(settings: Plain) -> str:
     return str(conn.get("id", ("s", "?"))[1])
 
 
+def _restorable(settings: Plain) -> Plain:
+    """GetSettings' answer minus what NM maintains itself (connection.timestamp), so writing it
+    back restores the profile byte for byte instead of adding a timestamp= line."""
+    out = {name: dict(keys) for name, keys in settings.items()}
+    out.get("connection", {}).pop("timestamp", None)
+    return out
+
+
 # ----------------------------------------------------------------------------- planning
 
 @dataclass
@@ -154,6 +162,7 @@ class Plan:
     paths: dict[str, str] = field(default_factory=dict)                     # uuid -> NM object path
     ifnames: dict[str, str] = field(default_factory=dict)                   # uuid -> interface name
     bonds: set[str] = field(default_factory=set)                            # uuids of bond profiles
+    previous: dict[str, Plain] = field(default_factory=dict)                # uuid -> settings before the change
 
     @property
     def empty(self) -> bool:
@@ -185,12 +194,14 @@ async def _plan(nm: NMClient, desired: dict[str, Plain]) -> Plan:
             continue
         path, have = existing[uuid]
         plan.paths[uuid] = path
+        plan.previous[uuid] = have
         diff = differences(want, have)
         (plan.update.append((uuid, _name(want), diff)) if diff else plan.same.append((uuid, _name(want))))
     for uuid, (path, have) in existing.items():
         if uuid not in desired and is_grebonds(have):
             plan.delete.append((uuid, _name(have)))
             plan.paths[uuid] = path
+            plan.previous[uuid] = have
             plan.ifnames[uuid] = str(have.get("connection", {}).get("interface-name", ("s", ""))[1])
             if have.get("connection", {}).get("type", ("s", ""))[1] == "bond":
                 plan.bonds.add(uuid)
@@ -344,11 +355,44 @@ class NetworkManagerBackend(Backend):
                 raise ApplyFailed("the new state did not come up (kept: --no-rollback):\n" + "\n".join(lines)) from None
             result = await nm.checkpoint_rollback(checkpoint)
             failed = {d: r for d, r in result.items() if r not in ("ok", "unmanaged")}
+            if failed:
+                # NM 1.42 answers 'failed' for a profile updated in place (sound only from 1.48):
+                # put back the settings saved before the change ourselves, then re-activate.
+                failed = await self._restore(nm, ctx, plan, failed)
             done = ("rolled back to the previous NetworkManager state" if not failed
                     else f"rollback incomplete: {failed}")
             raise ApplyFailed(f"the new state did not come up; {done}:\n" + "\n".join(lines)) from None
         await nm.checkpoint_destroy(checkpoint)
         return changes
+
+    async def _restore(self, nm: NMClient, ctx: Context, plan: Plan, failed: dict[str, str]) -> dict[str, str]:
+        """Undo our profile changes from the settings saved in the plan; return what still failed."""
+        restore = Plan(paths=dict(plan.paths), ifnames=dict(plan.ifnames), bonds=set(plan.bonds))
+        wanted: dict[str, Plain] = {}
+        saved = {uuid: _restorable(settings) for uuid, settings in plan.previous.items()}
+        try:
+            for uuid, _name_ in plan.add:               # ours and new: delete what the checkpoint left
+                path = await nm.get_by_uuid(uuid)
+                if path:
+                    await nm.delete(path)
+            for uuid, name_, _diff in plan.update:      # updated in place: the saved settings back
+                path = await nm.get_by_uuid(uuid) or plan.paths[uuid]
+                await nm.update(path, saved[uuid])
+                restore.paths[uuid] = path
+                restore.update.append((uuid, name_, ["restored"]))
+                wanted[uuid] = saved[uuid]
+            for uuid, name_ in plan.delete:             # deleted: add the saved profile again
+                if await nm.get_by_uuid(uuid) is None:
+                    restore.paths[uuid] = await nm.add(saved[uuid])
+                    restore.add.append((uuid, name_))
+                wanted[uuid] = saved[uuid]
+            if wanted:
+                for uuid, _n in plan.same:
+                    wanted[uuid] = saved[uuid]
+                await self._activate(nm, ctx, wanted, restore, Changes())
+        except (SystemAccessError, ApplyFailed) as exc:
+            return {**failed, "grebond restore": str(exc)}
+        return {}
 
     async def _change_profiles(self, nm: NMClient, desired: dict[str, Plain], plan: Plan, changes: Changes) -> None:
         # ports before bonds when deleting; bonds before ports when adding (ports name their bond)

@@ -177,6 +177,11 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
                        "master": ("s", end.uuid(end.name)), "slave-type": ("s", "bond"),
                        "autoconnect": ("b", True)},
         "ip-tunnel": tunnel,
+        # The bond's MAC on every port too: when NM enslaves a port before it has set the bond's
+        # own MAC (seen when autoconnecting at start-up on 1.42), bonding gives a bond whose MAC
+        # is still random the first port's MAC (bond_main.c:bond_enslave). Either order then ends
+        # with the modelled MAC; ports take the bond's MAC once enslaved anyway (fail_over_mac none).
+        "802-3-ethernet": {"assigned-mac-address": ("s", end.mac)},
         "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
     }
 
