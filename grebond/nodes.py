@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import socket
 from ipaddress import ip_address
 from typing import Callable, Iterable
 
@@ -21,6 +19,8 @@ def resolve_node(config: Config, given: str | None,
     nodes = config.nodes
     if given is not None:
         if given not in nodes:
+            import difflib
+
             close = difflib.get_close_matches(given, nodes, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; the config's nodes are {', '.join(nodes)}"
             raise UsageError(f"--node {given}: no link in {config.source} has this end{hint}")
@@ -33,6 +33,8 @@ def resolve_node(config: Config, given: str | None,
         if len(matches) > 1:
             raise UsageError(f"this host has the underlay addresses of several nodes ({', '.join(matches)}); "
                              "choose one with --node")
+    import socket
+
     host = socket.gethostname().split(".")[0]
     if host in nodes:
         return host

@@ -18,7 +18,6 @@ replaced or removed; only links named in such files (or in the new rendering) ar
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,6 +341,8 @@ def _networkd_pid() -> int | None:
 
 
 def _bus_name_owned() -> bool:
+    import subprocess
+
     try:
         done = subprocess.run(["busctl", "--system", "status", BUS_NAME], capture_output=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
@@ -350,6 +351,8 @@ def _bus_name_owned() -> bool:
 
 
 def _networkctl(*args: str) -> None:
+    import subprocess
+
     argv = ["networkctl", *args]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)

@@ -22,7 +22,6 @@ All D-Bus code is in ``nm_dbus``; it is imported only when NM is actually spoken
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import dataclass, field
@@ -279,6 +278,8 @@ class NetworkManagerBackend(Backend):
 
     # ------------------------------------------------------------- live
     def apply(self, ctx: Context) -> Changes:
+        import asyncio
+
         if ctx.offline:
             return self.write(self.render(ctx), ctx)
         if _nm_pid() is None:
@@ -286,6 +287,8 @@ class NetworkManagerBackend(Backend):
         return asyncio.run(self._apply(ctx))
 
     def remove(self, ctx: Context) -> Changes:
+        import asyncio
+
         if ctx.offline:
             return self._write_files({}, ctx)
         if _nm_pid() is None:
@@ -308,6 +311,8 @@ class NetworkManagerBackend(Backend):
         return await NMClient.connect(call_timeout_s=max(ctx.timeout_s, 10.0))
 
     async def _apply(self, ctx: Context) -> Changes:
+        import asyncio
+
         nm = await self._connect(ctx)
         try:
             version = await nm.version()
@@ -330,6 +335,8 @@ class NetworkManagerBackend(Backend):
 
     async def _converge(self, nm: NMClient, ctx: Context, desired: dict[str, Plain], plan: Plan,
                         changes: Changes) -> Changes:
+        import asyncio
+
         from grebond.backends import nm_dbus
 
         devices = [d for d in [await nm.device_by_iface(i) for i in sorted(set(plan.ifnames.values()))] if d]
@@ -438,6 +445,8 @@ class NetworkManagerBackend(Backend):
 
     async def _wait_bond(self, nm: NMClient, ctx: Context, bond: str, ports: list[str], plan: Plan,
                          desired: dict[str, Plain]) -> None:
+        import asyncio
+
         from grebond.backends import nm_dbus
 
         deadline = time.monotonic() + ctx.timeout_s
@@ -468,6 +477,8 @@ class NetworkManagerBackend(Backend):
             await asyncio.sleep(0.2)
 
     async def _wait(self, nm: NMClient, done: Any, timeout_s: float, what: str) -> None:
+        import asyncio
+
         deadline = time.monotonic() + timeout_s
         while not done({a.uuid: a for a in await nm.active_connections()}):
             if time.monotonic() >= deadline:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.cli.config_cmds import load
 from grebond.errors import EXIT_DRIFT, EXIT_OK, SystemAccessError
-from grebond.nodes import resolve_node
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,12 +32,16 @@ def _local_addresses() -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from grebond.nodes import resolve_node
+
     from grebond.verifier import verify
 
     config = load(args)
     node = resolve_node(config, args.node, _local_addresses)
     report = verify(config, node, settle_s=args.settle)
     if args.json:
+        import json
+
         print(json.dumps(report.as_dict(), indent=2))
     else:
         for line in report.lines():
@@ -48,6 +50,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from grebond.nodes import resolve_node
+
     from grebond import status
     from grebond.kernel.reader import read_state
     from grebond.verifier import remotes_of
@@ -71,8 +75,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     remotes = [r for n in nodes for r in remotes_of(config, n)]
     bonds = status.collect(config, nodes, read_state(remotes))
     if args.json:
+        import json
+
         print(json.dumps(status.as_dict(bonds), indent=2))
     else:
         for line in status.lines(bonds):
             print(line)
     return EXIT_OK
+
