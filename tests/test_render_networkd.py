@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from golden import assert_golden
+from models import base
 from grebond.backends.base import Context
 from grebond.backends.networkd import NetworkdBackend
 from grebond.cli import main
@@ -34,29 +35,6 @@ def render(text: str, node: str = "r2", target: int = 252) -> dict[str, dict[str
     config, _ = parse_config(textwrap.dedent(text), "test.yaml")
     r = networkd.render(config.ends_of(node), config.source, node, target)
     return {f.name: parse_ini(f.content.decode()) for f in r.files}
-
-
-BASE = """\
-version: 1
-links:
-  bond0:
-    mode: {mode}
-    ends:
-      r2: {{addresses: [10.67.0.1/24]}}
-      r1: {{addresses: [10.67.0.2/24]}}
-    tunnels:
-      gre1:
-        ends: {{r2: 10.65.0.2, r1: 10.65.0.6}}
-      gre2:
-        ends: {{r2: 10.65.0.14, r1: 10.65.0.10}}
-        key: 7
-    underlay-mtu: 1440
-{extra}
-"""
-
-
-def base(mode: str = "balance-rr", extra: str = "") -> str:
-    return BASE.format(mode=mode, extra=textwrap.indent(textwrap.dedent(extra), "    "))
 
 
 @pytest.mark.parametrize("node", ["r1", "r2"])
