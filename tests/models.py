@@ -1,8 +1,22 @@
-"""Seed-shaped configs for renderer tests: two tunnels (gre2 keyed), with a mode and extra lines."""
+"""Seed-shaped configs for tests: the all-defaults link, and a variant with a mode, a keyed tunnel and extras."""
 
 from __future__ import annotations
 
 import textwrap
+
+MINIMAL = """version: 1
+links:
+  bond0:
+    ends:
+      r2: {addresses: [10.67.0.1/24]}
+      r1: {addresses: [10.67.0.2/24]}
+    tunnels:
+      gre1:
+        ends: {r2: 10.65.0.2, r1: 10.65.0.6}
+      gre2:
+        ends: {r2: 10.65.0.14, r1: 10.65.0.10}
+"""
+"""The seed link with every default: what validation tests mutate one line of."""
 
 BASE = """\
 version: 1
