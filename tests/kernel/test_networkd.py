@@ -8,9 +8,7 @@ bond, ``grebond verify``'s exit status, and networkd's own log.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import textwrap
 import time
@@ -19,6 +17,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from lab.daemons import Daemon
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
@@ -30,50 +29,17 @@ USER_FILE = NETDIR / "30-lab-user.network"
 USER_BYTES = b"# the user's own file; grebond must never touch it\n[Match]\nName=gbluser0\n\n[Network]\nDHCP=no\n"
 
 
-class Networkd:
+class Networkd(Daemon):
     """systemd-networkd (and a system bus) started the way the lab guest allows, stopped by pid."""
-
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        self.dbus_pid: int | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         netif = Path("/run/systemd/netif")
         netif.mkdir(parents=True, exist_ok=True)
         subprocess.run(["chown", "-R", "systemd-network", str(netif)], check=True)
-        if self.dbus_pid is None:
-            Path("/run/dbus").mkdir(parents=True, exist_ok=True)
-            out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"], capture_output=True,
-                                 text=True, check=True).stdout
-            self.dbus_pid = int(out.split()[0])
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(["/lib/systemd/systemd-networkd"], stdout=fh, stderr=fh)
+        self.ensure_bus()
+        self.spawn(["/lib/systemd/systemd-networkd"])
         assert wait_for(lambda: subprocess.run(["busctl", "--system", "status", "org.freedesktop.network1"],
                                                capture_output=True).returncode == 0, timeout=20), self.text()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self.dbus_pid is not None:
-            try:
-                os.kill(self.dbus_pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            Path("/run/dbus/pid").unlink(missing_ok=True)
-            self.dbus_pid = None
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @pytest.fixture

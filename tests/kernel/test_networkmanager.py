@@ -11,9 +11,7 @@ bond, ``grebond verify``'s exit status, NM's profiles (``nmcli``) and keyfiles o
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,6 +19,7 @@ from typing import Callable, Iterator
 import pytest
 
 from kernel.test_networkd import PEER_BOND_IP, build_peer, detail, grebond, model, verify, write_config
+from lab.daemons import Daemon
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
@@ -47,13 +46,13 @@ OURS = ("grebond-bond0", "grebond-gre1", "grebond-gre2", "grebond-gre3")
 """This test's profiles. The guest's /etc overlays the host's, so other files may appear there."""
 
 
-class NetworkManager:
+class NetworkManager(Daemon):
     """dbus-daemon and NetworkManager --no-daemon, started as the lab guest allows, stopped by pid."""
 
+    stop_timeout_s = 20.0
+
     def __init__(self, log: Path) -> None:
-        self.log = log
-        self.dbus_pid: int | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(log)
         self.mounted = False
 
     def start(self) -> None:
@@ -65,34 +64,13 @@ class NetworkManager:
         CONF.parent.mkdir(parents=True, exist_ok=True)
         CONF.write_text(CONF_TEXT)
         KEYDIR.mkdir(parents=True, exist_ok=True)
-        if self.dbus_pid is None:
-            out = subprocess.run(["dbus-daemon", "--system", "--fork", "--print-pid"], capture_output=True,
-                                 text=True, check=True).stdout
-            self.dbus_pid = int(out.split()[0])
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(["/usr/sbin/NetworkManager", "--no-daemon"], stdout=fh, stderr=fh)
+        self.ensure_bus()
+        self.spawn(["/usr/sbin/NetworkManager", "--no-daemon"])
         assert wait_for(lambda: subprocess.run(["nm-online", "-s", "-q", "-t", "5"]).returncode == 0,
                         timeout=60), self.text()
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
     def close(self) -> None:
-        self.stop()
-        if self.dbus_pid is not None:
-            try:
-                os.kill(self.dbus_pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            Path("/run/dbus/pid").unlink(missing_ok=True)
-            self.dbus_pid = None
+        super().close()
         if self.mounted:
             subprocess.run(["umount", "/var/lib/NetworkManager"], check=False)
             self.mounted = False
