@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grebond.backends.base import Availability, Backend, Changes, Context
@@ -54,10 +54,13 @@ class Plan:
     delete_links: list[str]          # links to delete before reloading, in order
     recreate: list[str]              # of those, the ones networkd will create again
     bonds: dict[str, list[str]]      # bond -> its tunnels, for enslaving after reload
+    missing: list[str] = field(default_factory=list)   # desired links absent although the files are there
 
     @property
     def empty(self) -> bool:
-        return not (self.write or self.remove or self.delete_links)
+        """Nothing to write, delete or create. A missing link needs a reload even when every file is
+        already as desired (an apply killed after writing, or someone ran ``ip link del``)."""
+        return not (self.write or self.remove or self.delete_links or self.missing)
 
 
 def _netdev(content: bytes) -> Netdev | None:
@@ -165,8 +168,10 @@ class NetworkdBackend(Backend):
                 match = parse_ini(c.decode()).get("Match", {}).get("Name", [""])[-1]
                 bonds.setdefault(bond, []).append(match)
         recreate: list[str] = []
+        missing: list[str] = []
         for file, nd in new_netdevs.items():
             if not link_exists(nd.name):
+                missing.append(nd.name)
                 continue        # networkd creates it on reload
             old = old_netdevs.get(file)
             if old is not None and old.sections == nd.sections:
@@ -182,7 +187,8 @@ class NetworkdBackend(Backend):
                 and link_exists(nd.name) and _link_kind(nd.name) == nd.kind]
         # bonds first: deleting a bond releases its slaves, so no slave is deleted while enslaved
         order = sorted(set(recreate) | set(gone), key=lambda x: (x not in bonds and not _is_bond(old_netdevs, x), x))
-        return Plan(write=write, remove=remove, delete_links=order, recreate=sorted(recreate), bonds=bonds)
+        return Plan(write=write, remove=remove, delete_links=order, recreate=sorted(recreate), bonds=bonds,
+                    missing=sorted(missing))
 
     # ------------------------------------------------------------- live
     def apply(self, ctx: Context) -> Changes:
@@ -194,18 +200,33 @@ class NetworkdBackend(Backend):
             return self._dry_run(desired, ctx)
         self._require_running()
         previous = self.current_files(ctx)
-        changes = self._converge(desired, ctx)
+        try:
+            changes = self._converge(desired, ctx)
+        except (SystemAccessError, ApplyFailed) as exc:   # e.g. networkd died and its reload failed
+            if not ctx.rollback:
+                raise
+            raise type(exc)(f"{exc}; {self._restore(previous, ctx)}") from exc
         report = self._verify(ctx)
         if report is None or report.ok:
             return changes
         if not ctx.rollback:
             raise ApplyFailed("the new state did not verify (kept: --no-rollback):\n" + "\n".join(report.lines()))
+        raise ApplyFailed(f"the new state did not verify; {self._restore(previous, ctx)}:\n" + "\n".join(report.lines()))
+
+    def _restore(self, previous: dict[str, bytes], ctx: Context) -> str:
+        """Bring back the files (and, with networkd running, the links) from before; say what happened.
+
+        With networkd gone only the files can be restored: it builds the previous state from them
+        when it runs again, as it would at boot.
+        """
         try:
-            self._converge(previous, ctx)
-            restored = "restored the previous files and links"
+            if self.available().ok:
+                self._converge(previous, ctx)
+                return "restored the previous files and links"
+            self._write_files(previous, ctx)
+            return "restored the previous files; systemd-networkd is not running and brings them up when it starts"
         except GrebondError as exc:
-            restored = f"restoring the previous state failed too: {exc}"
-        raise ApplyFailed("the new state did not verify; " + restored + ":\n" + "\n".join(report.lines()))
+            return f"restoring the previous state failed too: {exc}"
 
     def remove(self, ctx: Context) -> Changes:
         if ctx.offline:

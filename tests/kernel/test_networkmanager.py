@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
@@ -51,19 +51,22 @@ class NetworkManager(Daemon):
 
     stop_timeout_s = 20.0
 
-    def __init__(self, log: Path) -> None:
-        super().__init__(log)
+    def __init__(self, log: Path, prefix: Sequence[str] = (), root: Path = Path("/")) -> None:
+        super().__init__(log, prefix, root)
         self.mounted = False
 
     def start(self) -> None:
-        for d in ("/run/dbus", "/run/NetworkManager", "/var/lib/NetworkManager"):
+        for d in ("/run/dbus", "/run/NetworkManager"):
             Path(d).mkdir(parents=True, exist_ok=True)
-        if not self.mounted:     # the host's /var is read-only in the guest
-            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/var/lib/NetworkManager"], check=True)
+        state = self.path("/var/lib/NetworkManager")
+        state.mkdir(parents=True, exist_ok=True)
+        if not self.mounted and self.root == Path("/"):   # the host's /var is read-only in the guest
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(state)], check=True)
             self.mounted = True
-        CONF.parent.mkdir(parents=True, exist_ok=True)
-        CONF.write_text(CONF_TEXT)
-        KEYDIR.mkdir(parents=True, exist_ok=True)
+        conf = self.path(CONF)
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(CONF_TEXT)
+        self.path(KEYDIR).mkdir(parents=True, exist_ok=True)
         self.ensure_bus()
         self.spawn(["/usr/sbin/NetworkManager", "--no-daemon"])
         assert wait_for(lambda: subprocess.run(["nm-online", "-s", "-q", "-t", "5"]).returncode == 0,
@@ -74,7 +77,7 @@ class NetworkManager(Daemon):
         if self.mounted:
             subprocess.run(["umount", "/var/lib/NetworkManager"], check=False)
             self.mounted = False
-        CONF.unlink(missing_ok=True)
+        self.path(CONF).unlink(missing_ok=True)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""

@@ -1,5 +1,9 @@
 """A network daemon run by hand in the lab guest (which has no systemd as PID 1), with the system
-bus it needs; stopped by pid, its output kept in a log for failure messages."""
+bus it needs; stopped by pid, its output kept in a log for failure messages.
+
+``prefix`` runs the daemon under a wrapper (``nsenter`` into the mount namespace where the
+.deb is installed, tests/lab/package.py); ``root`` is where that daemon's files are seen from
+here (``/proc/PID/root``), so a fixture writes its configuration where the daemon reads it."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 
 class Daemon:
@@ -14,8 +19,10 @@ class Daemon:
 
     stop_timeout_s = 10.0
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, prefix: Sequence[str] = (), root: Path = Path("/")) -> None:
         self.log = log
+        self.prefix = list(prefix)
+        self.root = root
         self.dbus_pid: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -29,7 +36,7 @@ class Daemon:
 
     def spawn(self, argv: list[str]) -> None:
         with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(argv, stdout=fh, stderr=fh)
+            self.proc = subprocess.Popen([*self.prefix, *argv], stdout=fh, stderr=fh)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -50,6 +57,10 @@ class Daemon:
                 pass
             Path("/run/dbus/pid").unlink(missing_ok=True)
             self.dbus_pid = None
+
+    def path(self, path: Path | str) -> Path:
+        """``path`` as the daemon sees it, from here."""
+        return self.root / Path(path).relative_to("/")
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
