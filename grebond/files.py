@@ -8,7 +8,7 @@ deletes files whose first line (after a #! line) carries its generated-by marker
 from __future__ import annotations
 
 import os
-import tempfile
+import time
 from pathlib import Path
 
 from grebond.errors import OwnershipError
@@ -52,7 +52,7 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644, uid: int | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):   # left by a killed run
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = _new_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
@@ -70,6 +70,22 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644, uid: int | None 
         raise
     fsync_dir(path.parent)
     return True
+
+
+def _new_temp(path: Path) -> tuple[int, Path]:
+    """A new, exclusive temporary file next to ``path`` (mode 0600 until chmod).
+
+    Not ``tempfile``: importing it (random, shutil...) costs ~3 ms of every CLI start. O_EXCL and
+    O_NOFOLLOW make a name collision or a planted symlink fail instead of being followed.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(100):
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns() % 10**9}.{attempt}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {path}")
 
 
 def remove_generated(path: Path) -> bool:

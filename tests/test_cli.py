@@ -153,3 +153,10 @@ def test_lock_refuses_second_apply(tmp_path: Path) -> None:
         assert "another grebond (pid 4242) is changing the system" in done.stderr
     finally:
         os.close(fd)
+
+
+def test_check_paths_help_names_the_real_rtt_default() -> None:
+    from grebond.cli.path_cmds import RTT_THRESHOLD_HELP
+    from grebond.paths import DEFAULT_RTT_THRESHOLD_MS
+
+    assert f"(default {DEFAULT_RTT_THRESHOLD_MS:g} ms)" in RTT_THRESHOLD_HELP

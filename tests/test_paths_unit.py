@@ -11,6 +11,7 @@ import json
 import pytest
 
 from grebond import paths
+from grebond.kernel import echo
 from grebond.model import BondEnd
 from grebond.paths import BondReport, PathInfo, assess, exit_status
 from grebond.validation import parse_config
@@ -143,5 +144,5 @@ def test_checksum_of_an_echo_request() -> None:
     # RFC 1071 example-style check: the checksum of data with its checksum inserted is zero
     import struct
     body = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 1) + b"grebond"
-    csum = paths._checksum(body)
-    assert paths._checksum(struct.pack("!BBHHH", 8, 0, csum, 0x1234, 1) + b"grebond") == 0
+    csum = echo._checksum(body)
+    assert echo._checksum(struct.pack("!BBHHH", 8, 0, csum, 0x1234, 1) + b"grebond") == 0
