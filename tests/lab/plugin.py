@@ -282,8 +282,10 @@ class LabDelegator:
         if self.config.inipath:
             argv += ["-c", str(self.config.inipath)]
         argv += ids
+        # pyroute2 0.7.2 beside the venv's (tests/kernel/test_kernel_backend.py): served from RAM too
+        extra = sorted((rootdir / ".lab").glob("pyroute2-*"))
         script = guest_script(run_dir, f"cd {shlex.quote(str(rootdir))} && {shlex.join(argv)}",
-                              self._guest_env(run_dir))
+                              self._guest_env(run_dir), ram_extra=extra)
         timeout = float(self.config.getoption("--lab-timeout"))
         self._say(f"grebond lab: booting a VM for {len(ids)} kernel test(s); log: {run_dir / 'console.log'}")
         try:

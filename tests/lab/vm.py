@@ -30,6 +30,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 #: Modules every kernel test needs; loaded in the guest before anything runs.
 LAB_MODULES: tuple[str, ...] = ("bonding", "ip_gre", "ip6_gre", "wireguard", "veth", "sch_netem")
@@ -241,15 +242,24 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def python_trees() -> list[Path]:
-    """The interpreter's standard library and this environment's site-packages (existing, distinct)."""
+def python_trees(extra: Sequence[Path] = ()) -> list[Path]:
+    """The interpreter's standard library, this environment's site-packages and ``extra`` (existing, distinct)."""
     paths = sysconfig.get_paths()
     out: list[Path] = []
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        d = Path(paths[key]).resolve()
+    for d in [*(Path(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")), *extra]:
+        d = d.resolve()
         if d.is_dir() and d not in out and not any(d.is_relative_to(o) for o in out):
             out.append(d)
     return out
+
+
+def python_files() -> list[Path]:
+    """The interpreter binary and its shared libpython, when there is one (pyenv builds have 23 MB)."""
+    out = [Path(sys.executable).resolve()]
+    libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
+    if libdir and soname and (Path(libdir) / soname).is_file():
+        out.append((Path(libdir) / soname).resolve())
+    return [f for f in dict.fromkeys(out) if f.is_file()]
 
 
 #: Big top-level stdlib directories the lab never imports from, or another environment's
@@ -257,18 +267,29 @@ def python_trees() -> list[Path]:
 RAM_SKIP = ("site-packages", "dist-packages", "test")
 
 
-def ram_python_tarball(results_dir: Path) -> tuple[Path, list[Path], list[Path]] | None:
-    """Pack the Python trees into ``results_dir`` so the guest can serve them from RAM.
+@dataclass
+class RamCopy:
+    """What the guest serves from RAM: a tarball of ``trees`` and ``files``; ``skipped`` bound back."""
+
+    tarball: Path
+    trees: list[Path]
+    files: list[Path]
+    skipped: list[Path]
+
+
+def ram_python_tarball(results_dir: Path, extra: Sequence[Path] = ()) -> RamCopy | None:
+    """Pack the interpreter and the Python trees into ``results_dir`` so the guest serves them from RAM.
 
     Why: the guest reads the host's files over 9p without a page cache, so every interpreter
-    start re-reads hundreds of modules through the VM's emulated transport; importing
-    pyroute2 took 8 s there, 4.6 s from tmpfs (measured under TCG, 2026-11-26). One sequential
-    read of a tarball is cheap. The checkout itself stays shared (the guest must see its edits).
-    Returns (tarball, trees to bind over, skipped directories to bind back), or None when off.
+    start re-reads libpython and hundreds of modules through the VM's emulated transport. Under
+    TCG (2026-11-26): ``python -c pass`` 1.1-2.2 s -> 0.6 s, importing pyroute2 8 s -> 2.8 s.
+    One sequential read of a tarball is cheap. The checkout itself stays shared (the guest must
+    see its edits). ``extra``: more trees the tests import (pyroute2 0.7.2 beside the venv's).
     """
     if os.environ.get("GREBOND_LAB_RAM_PYTHON", "1") == "0":
         return None
-    trees = python_trees()
+    trees = python_trees(extra)
+    files = [f for f in python_files() if not any(f.is_relative_to(t) for t in trees)]
     stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
     skipped = [stdlib / name for name in RAM_SKIP
                if (stdlib / name).is_dir() and not any(t.is_relative_to(stdlib / name) for t in trees)]
@@ -282,29 +303,30 @@ def ram_python_tarball(results_dir: Path) -> tuple[Path, list[Path], list[Path]]
         return info
 
     with tarfile.open(tarball, "w") as tar:
-        for d in trees:
-            tar.add(d, arcname=str(d).lstrip("/"), filter=keep)
-    return tarball, trees, skipped
+        for item in [*trees, *files]:
+            tar.add(item, arcname=str(item).lstrip("/"), filter=keep)
+    return RamCopy(tarball, trees, files, skipped)
 
 
-def ram_python_preamble(tarball: Path, trees: list[Path], skipped: list[Path], log: Path) -> str:
-    """Guest shell: unpack into a tmpfs, bind the skipped directories back, bind each tree over its path."""
+def ram_python_preamble(copy: RamCopy, log: Path) -> str:
+    """Guest shell: unpack into a tmpfs, bind the skipped directories back, bind each tree and file over its path."""
     ram = "/tmp/grebond-lab-python"
     q = shlex.quote
     steps = [f"mkdir -p {ram}", f"mount -t tmpfs -o size=1G grebond-python {ram}",
-             f"tar -C {ram} -xf {q(str(tarball))}", f"rm -f {q(str(tarball))}"]
-    steps += [f"mount --bind {q(str(d))} {ram}{q(str(d))}" for d in skipped]
-    steps += [f"mount --bind {ram}{q(str(d))} {q(str(d))}" for d in trees]
+             f"tar -C {ram} -xf {q(str(copy.tarball))}", f"rm -f {q(str(copy.tarball))}"]
+    steps += [f"mount --bind {q(str(d))} {ram}{q(str(d))}" for d in copy.skipped]
+    steps += [f"mount --bind {ram}{q(str(d))} {q(str(d))}" for d in [*copy.trees, *copy.files]]
     return (f"{{ {' && '.join(steps)}; }} > {q(str(log))} 2>&1 "
             "|| echo 'lab: Python RAM copy failed; using the shared tree' >&2; ")
 
 
-def guest_script(results_dir: Path, body: str, env: dict[str, str], *, ram_python: bool = True) -> str:
+def guest_script(results_dir: Path, body: str, env: dict[str, str], *, ram_python: bool = True,
+                 ram_extra: Sequence[Path] = ()) -> str:
     """Wrap ``body`` with the guest preamble: started marker, modules, Python in RAM, env, exit code file."""
     rd = shlex.quote(str(results_dir))
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    packed = ram_python_tarball(results_dir) if ram_python else None
-    ram = ram_python_preamble(*packed, results_dir / "ram-python.log") if packed else ""
+    packed = ram_python_tarball(results_dir, ram_extra) if ram_python else None
+    ram = ram_python_preamble(packed, results_dir / "ram-python.log") if packed else ""
     return (
         f"date +%s.%N > {rd}/{STARTED_MARKER}; "
         f"cat /proc/uptime > {rd}/guest-uptime-at-start; "
