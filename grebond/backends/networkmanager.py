@@ -284,7 +284,21 @@ class NetworkManagerBackend(Backend):
             return self.write(self.render(ctx), ctx)
         if _nm_pid() is None:
             return self._not_running(ctx, lambda: self.write(self.render(ctx), ctx))
-        return asyncio.run(self._apply(ctx))
+        previous = self.current_files(ctx)
+        try:
+            return asyncio.run(self._apply(ctx))
+        except SystemAccessError as exc:
+            if ctx.dry_run or not ctx.rollback or _nm_pid() is not None:
+                raise
+            # NM stopped in the middle: its checkpoint died with it, and what it had saved of our
+            # profiles is the new state. Put grebond's previous keyfiles back: NM loads them when
+            # it starts again, as at boot.
+            try:
+                self._write_files(previous, ctx)
+                restored = "restored the previous keyfiles; NetworkManager loads them when it starts"
+            except GrebondError as again:
+                restored = f"restoring the previous keyfiles failed too: {again}"
+            raise SystemAccessError(f"NetworkManager stopped during the apply ({exc}); {restored}") from exc
 
     def remove(self, ctx: Context) -> Changes:
         import asyncio

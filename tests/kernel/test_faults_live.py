@@ -1,7 +1,7 @@
 """Faults during a live apply, against the real daemons in the lab guest: grebond killed with
-SIGKILL between deleting a link and reloading networkd, networkd killed during an apply, two
-applies at once, and grebond killed inside a NetworkManager checkpoint (NM rolls back by its
-timeout). The host-side tests (tests/test_faults.py) cover every file-system step; these cover
+SIGKILL between deleting a link and reloading networkd, networkd or NetworkManager killed during
+an apply, two applies at once, and grebond killed inside a NetworkManager checkpoint (NM rolls
+back by its timeout). The host-side tests (tests/test_faults.py) cover every file-system step; these cover
 the steps only a running kernel and daemon have.
 
 A wrapper runs the CLI with a profiler that sends SIGKILL when a named grebond function is
@@ -21,7 +21,7 @@ import pytest
 
 from kernel.test_networkd import (NETDIR, PREFIX, Networkd, assert_working, build_peer, grebond, grebond_links,
                                   model, networkd, write_config)
-from kernel.test_networkmanager import NetworkManager, nm, profiles
+from kernel.test_networkmanager import NetworkManager, keyfiles, nm, profiles
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
@@ -157,3 +157,30 @@ def test_networkmanager_rolls_back_when_grebond_dies_in_checkpoint(lab_factory: 
     assert done.returncode == 0, done.stdout + done.stderr + nm.text()
     v = grebond(lab, "r2", "verify", "-c", cfg, "--node", "r2", "--settle", "20")
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_networkmanager_dies_during_apply(lab_factory: Callable[..., Lab], nm: NetworkManager,
+                                          tmp_path: Path) -> None:
+    """NM killed after it saved the changed profiles, before activation: its checkpoint dies with
+    it, so grebond puts its previous keyfiles back, and NM brings the previous state up again."""
+    lab = lab_factory(root_router="r2")
+    seed = write_config(tmp_path, model(), "seed.yaml")
+    build_peer(lab, seed)
+    nm.start()
+    done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", seed, "--node", "r2")
+    assert done.returncode == 0, done.stdout + done.stderr + nm.text()
+    before = keyfiles()
+    assert nm.proc is not None
+    changed = write_config(tmp_path, model(interval="200ms"), "changed.yaml")
+    done = grebond_killed_at("_activate", "apply", "--backend", "networkmanager", "-c", changed, "--node", "r2",
+                             kill_pid=nm.proc.pid)
+    assert done.returncode == 3, done.stdout + done.stderr
+    message = done.stderr.strip().splitlines()[-1]
+    assert "NetworkManager stopped during the apply" in message and "restored the previous keyfiles" in message, \
+        done.stderr
+    assert "Traceback" not in done.stderr
+    assert keyfiles() == before
+    nm.stop()
+    nm.start()                                         # back, from the previous keyfiles
+    v = grebond(lab, "r2", "verify", "-c", seed, "--node", "r2", "--settle", "60")
+    assert v.returncode == 0, v.stdout + v.stderr + nm.text()
