@@ -19,12 +19,14 @@ import pyroute2 lazily so ``grebond --help`` and the unit tests never load it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from ipaddress import ip_address
-from typing import Any, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grebond.errors import SystemAccessError
 from grebond.model import BondEnd, BondMode
+
+if TYPE_CHECKING:
+    from grebond.kernel.reader import KernelState
 
 DEFAULT_RTT_THRESHOLD_MS = 5.0
 """RTT difference above which balance-rr is flagged. TCP's reordering tolerance (3 duplicate ACKs)
@@ -235,53 +237,44 @@ def as_json(reports: Sequence[BondReport]) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------- observation (I/O)
+# ----------------------------------------------------------------------------- observation
+def observed_paths(end: BondEnd, state: KernelState) -> list[PathInfo]:
+    """Each tunnel's underlay path as the kernel snapshot ``state`` shows it (pure; no RTT).
+
+    The verifier, ``check-paths`` and apply's plaintext refusal all start from this, so they
+    see the same routes and ``assess`` alone decides what is wrong with them.
+    """
+    mine = {a.split("/")[0] for link in state.links.values() for a in link.addresses}
+    out = []
+    for t in end.tunnels:
+        local, remote = str(t.local), str(t.remote)
+        route = state.routes.get(remote)
+        base = PathInfo(tunnel=t.name, local=local, remote=remote, local_present=local in mine)
+        if route is None or route.oif is None:
+            out.append(replace(base, route_error="no route (unreachable)"))
+        elif route.oif == "lo":
+            out.append(replace(base, route_error=f"{remote} is an address of this host"))
+        else:
+            out.append(replace(base, device=route.oif, kind=route.oif_kind, gateway=route.gateway))
+    return out
+
+
 def observe(ends: Sequence[BondEnd], measure_rtt: bool = True,
             probes: int | None = None) -> list[tuple[BondEnd, list[PathInfo]]]:
     """Ask the kernel for each tunnel's route and measure its RTT. SystemAccessError if netlink fails."""
-    pairs = [(str(t.local), str(t.remote)) for e in ends for t in e.tunnels]
-    routes = route_lookup(pairs)
-    usable = [p for p in pairs if routes[p].get("device") is not None and routes[p].get("local_present", True)]
-    if measure_rtt:
-        from grebond.kernel.echo import PROBES, echo_rtts
-        rtts = echo_rtts(usable, PROBES if probes is None else probes)
-    else:
-        rtts = {}
-    out = []
-    for e in ends:
-        infos = []
-        for t in e.tunnels:
-            r = routes[(str(t.local), str(t.remote))]
-            rtt, rtt_err = rtts.get((str(t.local), str(t.remote)), (None, None))
-            infos.append(PathInfo(tunnel=t.name, local=str(t.local), remote=str(t.remote), device=r.get("device"),
-                                  kind=r.get("kind"), gateway=r.get("gateway"), rtt_ms=rtt,
-                                  route_error=r.get("error"), rtt_error=rtt_err,
-                                  local_present=r.get("local_present", True)))
-        out.append((e, infos))
-    return out
+    from grebond.kernel.reader import read_state
 
+    state = read_state([str(t.remote) for e in ends for t in e.tunnels])
+    observed = [(e, observed_paths(e, state)) for e in ends]
+    if not measure_rtt:
+        return observed
+    from grebond.kernel.echo import PROBES, echo_rtts
 
-def route_lookup(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """For each (local, remote): the route's device, its kind and the gateway, plus whether local is ours.
-
-    Read through the kernel reader, so check-paths and verify see the same routes.
-    """
-    from grebond.kernel import reader
-
-    state = reader.read_state([remote for _, remote in pairs])
-    mine = {a.split("/")[0] for link in state.links.values() for a in link.addresses}
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for local, remote in pairs:
-        present = str(ip_address(local)) in mine
-        route = state.routes.get(str(ip_address(remote)))
-        if route is None or route.oif is None:
-            out[(local, remote)] = {"error": "no route (unreachable)", "local_present": present}
-        elif route.oif == "lo":
-            out[(local, remote)] = {"error": f"{remote} is an address of this host", "local_present": present}
-        else:
-            out[(local, remote)] = {"device": route.oif, "kind": route.oif_kind, "gateway": route.gateway,
-                                    "local_present": present}
-    return out
+    usable = [(p.local, p.remote) for _e, infos in observed for p in infos if p.device is not None and p.local_present]
+    rtts = echo_rtts(usable, PROBES if probes is None else probes)
+    return [(e, [replace(p, rtt_ms=rtts.get((p.local, p.remote), (None, None))[0],
+                         rtt_error=rtts.get((p.local, p.remote), (None, None))[1]) for p in infos])
+            for e, infos in observed]
 
 
 def bond_names() -> list[str]:
@@ -321,14 +314,16 @@ def require_encrypted_underlay(ends: Sequence[BondEnd]) -> None:
     checked = [e for e in ends if not e.link.allow_plaintext_underlay]
     if not checked:
         return
-    routes = route_lookup([(str(t.local), str(t.remote)) for e in checked for t in e.tunnels])
+    from grebond.kernel.reader import read_state
+
+    state = read_state([str(t.remote) for e in checked for t in e.tunnels])
     bad = []
     for e in checked:
-        for t in e.tunnels:
-            r = routes[(str(t.local), str(t.remote))]
-            if r.get("device") and r.get("kind") != "wireguard":
-                bad.append(f"{e.name}/{t.name} to {t.remote} leaves through {r['device']} "
-                           f"({r.get('kind') or 'physical'})")
+        infos = {p.tunnel: p for p in observed_paths(e, state)}
+        for f in assess(e, list(infos.values())):
+            if f.code == "plaintext" and f.level == "warning":
+                p = infos[f.tunnels[0]]
+                bad.append(f"{e.name}/{p.tunnel} to {p.remote} leaves through {p.device} ({p.kind or 'physical'})")
     if bad:
         raise PlaintextUnderlayError(
             f"refusing to apply: {'; '.join(bad)}, not WireGuard, so GRE would carry the bond's traffic in "

@@ -154,15 +154,35 @@ def compare(config: Config, node: str, state: KernelState) -> Report:
     report = Report(node)
     add = report.checks.append
     for end in config.ends_of(node):
-        underlays: dict[str, list[str]] = {}
-        for t in end.tunnels:
-            _check_tunnel(add, end, t, state, underlays)
+        present = [t.name for t in end.tunnels if _check_tunnel(add, end, t, state)]
+        _check_underlay(add, end, state, present)
         _check_bond(add, end, state)
-        for dev, names in underlays.items():
-            if len(names) > 1:
-                add(Check(end.name, "underlay", "one tunnel per underlay device",
-                          f"{', '.join(names)} all route over {dev}", False))
     return report
+
+
+def _check_underlay(add: Callable[[Check], None], end: BondEnd, state: KernelState, tunnels: list[str]) -> None:
+    """Each present tunnel's path, judged by ``grebond.paths.assess`` (the same rules as check-paths
+    and apply's plaintext refusal): routed, over WireGuard, one tunnel per underlay device."""
+    from grebond.paths import assess, observed_paths
+
+    infos = {p.tunnel: p for p in observed_paths(end, state) if p.tunnel in tunnels}
+    findings = assess(end, list(infos.values()))
+    plaintext = {f.tunnels[0]: f for f in findings if f.code == "plaintext"}
+    for name, p in infos.items():
+        if p.device is None:
+            _check(add, name, "route", f"to {p.remote}", p.route_error)
+        elif name not in plaintext:
+            add(Check(name, "underlay", "wireguard", f"{p.device} (wireguard)", True))
+        elif plaintext[name].level == "note":            # allow-plaintext-underlay
+            add(Check(name, "underlay", "any (allow-plaintext-underlay)", f"{p.device} ({p.kind})", True))
+        else:
+            add(Check(name, "underlay", "wireguard", f"{p.device} ({p.kind or 'not wireguard'})", False))
+    for f in findings:
+        if f.code == "shared-device":
+            add(Check(end.name, "underlay", "one tunnel per underlay device",
+                      f"{', '.join(f.tunnels)} all route over {infos[f.tunnels[0]].device}", False))
+        elif f.code in ("shared-next-hop", "recursive", "no-local-address"):
+            add(Check(end.name if len(f.tunnels) > 1 else f.tunnels[0], f.code, "none", f.message, False, WARNING))
 
 
 def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any, actual: Any,
@@ -172,32 +192,22 @@ def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any,
     return ok
 
 
-def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, state: KernelState,
-                  underlays: dict[str, list[str]]) -> None:
+def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, state: KernelState) -> bool:
+    """The tunnel's own fields; True when it exists with the right kind (so its path is worth checking)."""
     link = state.link(t.name)
     if not _check(add, t.name, "exists", True, link is not None):
-        return
+        return False
     assert link is not None
     actual = actual_tunnel(link)
     for name, value in expected_tunnel(t).items():
         if not _check(add, t.name, name, value, actual.get(name)) and name == "kind":
-            return
+            return False
     _check(add, t.name, "mtu", t.mtu, link.mtu)
     _check(add, t.name, "state", "up", link.state)
     _check(add, t.name, "master", end.name, link.master)
     if link.slave is not None and link.master == end.name:
         _check(add, t.name, "link-monitor", "up", link.slave.mii_status, WARNING)
-    # Path: GRE is plaintext, so the route to the remote must leave through WireGuard.
-    route = state.routes.get(str(t.remote))
-    if route is None or route.oif is None:
-        _check(add, t.name, "route", f"to {t.remote}", "no route")
-        return
-    underlays.setdefault(route.oif, []).append(t.name)
-    if end.link.allow_plaintext_underlay:
-        add(Check(t.name, "underlay", "any (allow-plaintext-underlay)", f"{route.oif} ({route.oif_kind})", True))
-    else:
-        add(Check(t.name, "underlay", "wireguard", f"{route.oif} ({route.oif_kind or 'not wireguard'})",
-                  route.wireguard))
+    return True
 
 
 def _check_bond(add: Callable[[Check], None], end: BondEnd, state: KernelState) -> None:

@@ -33,7 +33,7 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
             tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
             slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500)
         links[f"wg{i}"] = LinkState(index=20 + i, name=f"wg{i}", kind="wireguard", mtu=1440, mac=None,
-                                    flags=UP, operstate="UNKNOWN", carrier=True)
+                                    flags=UP, operstate="UNKNOWN", carrier=True, addresses=(f"{t.local}/32",))
         routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
     links[end.name] = LinkState(
         index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
@@ -110,7 +110,21 @@ def test_plaintext_and_shared_underlay_are_reported(config) -> None:  # type: ig
     assert got[("bond0", "underlay")] == ("one tunnel per underlay device", "gre1, gre2 all route over veth1")
     no_route = {r: None for r in s.routes}
     assert failed(compare(config, "r2", KernelState(links=s.links, routes=no_route)))[("gre1", "route")] \
-        == ("to 10.65.0.6", "no route")
+        == ("to 10.65.0.6", "no route (unreachable)")
+
+
+def test_path_warnings_come_from_the_path_rules_and_are_not_drift(config) -> None:  # type: ignore[no-untyped-def]
+    s = matching_state(config)
+    assert not any(c.severity == "warning" and not c.ok for c in compare(config, "r2", s).checks)
+    routes = {r: Route(dst=r, oif=route.oif, oif_kind="wireguard", gateway="10.65.9.1")
+              for r, route in s.routes.items() if route is not None}
+    links = {n: dataclasses.replace(link, addresses=()) if n == "wg1" else link for n, link in s.links.items()}
+    report = compare(config, "r2", KernelState(links=links, routes=routes))
+    assert report.ok, report.lines()
+    warned = {(c.subject, c.field) for c in report.checks if not c.ok}
+    assert warned == {("bond0", "shared-next-hop"), ("gre1", "no-local-address")}
+    assert any(line.startswith("[WARN] bond0 shared-next-hop: expected none, got gre1 and gre2 both go through next hop")
+               for line in report.lines()), report.lines()
 
 
 def test_no_carrier_is_a_warning_not_drift(config) -> None:  # type: ignore[no-untyped-def]
