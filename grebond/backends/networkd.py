@@ -348,17 +348,9 @@ def _admin_state(name: str) -> str | None:
 
 def _networkd_pid() -> int | None:
     """The pid of a running systemd-networkd (its comm is truncated to 'systemd-network')."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "systemd-network":
-                continue
-            if b"systemd-networkd" in (entry / "cmdline").read_bytes():
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
+    from grebond.procs import running_pid
+
+    return running_pid("systemd-network", b"systemd-networkd")
 
 
 def _bus_name_owned() -> bool:

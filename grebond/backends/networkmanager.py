@@ -589,15 +589,9 @@ def _remove_keyfile(path: Path) -> None:
 
 def _nm_pid() -> int | None:
     """The pid of a running NetworkManager, from /proc (no D-Bus: available() must be cheap)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() == "NetworkManager":
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
+    from grebond.procs import running_pid
+
+    return running_pid("NetworkManager")
 
 
 __all__ = ["NetworkManagerBackend", "Plan", "differences", "effective_bond_options", "is_grebonds"]

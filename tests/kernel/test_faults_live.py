@@ -1,8 +1,9 @@
 """Faults during a live apply, against the real daemons in the lab guest: grebond killed with
 SIGKILL between deleting a link and reloading networkd, networkd or NetworkManager killed during
-an apply, two applies at once, and grebond killed inside a NetworkManager checkpoint (NM rolls
-back by its timeout). The host-side tests (tests/test_faults.py) cover every file-system step; these cover
-the steps only a running kernel and daemon have.
+an apply, two applies at once, grebond killed inside a NetworkManager checkpoint (NM rolls back
+by its timeout), and NetworkManager refusing a setting. The host-side tests
+(tests/test_faults.py) cover every file-system step; these cover the steps only a running kernel
+and daemon have.
 
 A wrapper runs the CLI with a profiler that sends SIGKILL when a named grebond function is
 called: to grebond itself, or to the pid in KILL_PID (a daemon). No hook in grebond.
@@ -184,3 +185,25 @@ def test_networkmanager_dies_during_apply(lab_factory: Callable[..., Lab], nm: N
     nm.start()                                         # back, from the previous keyfiles
     v = grebond(lab, "r2", "verify", "-c", seed, "--node", "r2", "--settle", "60")
     assert v.returncode == 0, v.stdout + v.stderr + nm.text()
+
+
+def test_networkmanager_refusing_a_setting_changes_nothing(lab_factory: Callable[..., Lab], nm: NetworkManager,
+                                                           tmp_path: Path) -> None:
+    """A setting the running NM does not know (arp_missed_max needs NM 1.44; Debian 12 has 1.42,
+    but the user said --target-nm 1.44): NM refuses it, grebond rolls back and exits 1 with NM's reason."""
+    lab = lab_factory(root_router="r2")
+    seed = write_config(tmp_path, model(), "seed.yaml")
+    build_peer(lab, seed)
+    nm.start()
+    done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", seed, "--node", "r2")
+    assert done.returncode == 0, done.stdout + done.stderr + nm.text()
+    before = keyfiles()
+    newer = write_config(tmp_path, model(extra="monitor: {type: arp, interval: 100ms, missed-max: 3}")
+                         .replace("    monitor: {type: arp, interval: 100ms}\n", ""), "newer.yaml")
+    done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", newer, "--node", "r2",
+                   "--target-nm", "1.44")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "arp_missed_max" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert keyfiles() == before
+    v = grebond(lab, "r2", "verify", "-c", seed, "--node", "r2", "--settle", "20")
+    assert v.returncode == 0, v.stdout + v.stderr
