@@ -205,7 +205,8 @@ class NetworkdBackend(Backend):
         except (SystemAccessError, ApplyFailed) as exc:   # e.g. networkd died and its reload failed
             if not ctx.rollback:
                 raise
-            raise type(exc)(f"{exc}; {self._restore(previous, ctx)}") from exc
+            kind = ApplyFailed if isinstance(exc, ApplyFailed) else SystemAccessError
+            raise kind(f"{exc}; {self._restore(previous, ctx)}") from exc
         report = self._verify(ctx)
         if report is None or report.ok:
             return changes
