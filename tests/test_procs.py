@@ -15,6 +15,9 @@ def test_live_process_found_zombie_skipped() -> None:
     child = subprocess.Popen(["sleep", "60"])
     try:
         comm = "sleep"
+        deadline = time.monotonic() + 5
+        while running_pid(comm, b"60") is None and time.monotonic() < deadline:
+            time.sleep(0.01)                    # until the child has exec'd sleep
         assert running_pid(comm, b"60") is not None
         os.kill(child.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5

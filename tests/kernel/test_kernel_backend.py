@@ -203,3 +203,26 @@ def test_ipv6_keyed_tunnels_apply_and_verify(lab_factory, tmp_path: Path, pyrout
     lab.run("r2", "ip", "link", "set", "bond6", "mtu", "1400")
     cp = grebond(lab, "r2", "verify", "-c", cfg, extra_env=extra)
     assert cp.returncode == 1 and "[FAIL] bond6 mtu: expected 1358, got 1400" in cp.stdout
+
+
+def test_failed_apply_restores_changed_devices(lab: Lab, tmp_path: Path) -> None:
+    """A change that cannot verify (gre2's new remote has no route): the mode and interval changed
+    in place or by recreating the bond, gre2 recreated; the rollback puts all of it back."""
+    good = config_copy(tmp_path)
+    apply(lab, "r2", good, "--node", "r2")
+    apply(lab, "r1", good, "--node", "r1")
+    assert wait_for(lambda: grebond(lab, "r2", "verify", "-c", good, "--node", "r2").returncode == 0, timeout=30)
+    bad_text = SEED.read_text().replace("mode: balance-rr", "mode: active-backup").replace(
+        "r1: 10.65.0.10", "r1: 10.99.0.10").replace("interval: 100ms", "interval: 200ms")
+    assert bad_text.count("10.99.0.10") == 1 and "active-backup" in bad_text and "200ms" in bad_text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(bad_text)
+    cp = grebond(lab, "r2", "apply", "--backend", "kernel", "-c", str(bad), "--node", "r2", "--timeout", "3")
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert "rolled back: restored bond0 and its tunnels as they were" in cp.stderr, cp.stderr
+    assert link_field(lab, "r2", "bond0", r"bond mode (\S+)") == "balance-rr"
+    assert link_field(lab, "r2", "bond0", r"arp_interval (\d+)") == "100"
+    assert link_field(lab, "r2", "gre2", r"remote (\S+)") == "10.65.0.10"
+    cp = grebond(lab, "r2", "verify", "-c", good, "--node", "r2", "--settle", "20")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert lab.ping("r2", BOND_IP["r1"], count=5, interval=0.1).ok
