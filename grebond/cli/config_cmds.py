@@ -9,7 +9,7 @@ from pathlib import Path
 from grebond import mtu as mtu_mod
 from grebond.backends import registry
 from grebond.backends.base import Context
-from grebond.cli import add_config_arg, add_node_arg
+from grebond.cli import add_config_arg
 from grebond.errors import Problem, UsageError
 from grebond.files import write_atomic
 from grebond.model import Config

@@ -20,13 +20,12 @@ from typing import Callable
 
 import pytest
 
-from kernel.test_networkd import (NETDIR, PREFIX, Networkd, assert_working, build_peer, grebond, grebond_links,
-                                  model, networkd, write_config)
-from kernel.test_networkmanager import NetworkManager, keyfiles, nm, profiles
+from kernel.test_networkd import NETDIR, PREFIX, assert_working, build_peer, grebond, grebond_links, model, write_config
+from kernel.test_networkmanager import keyfiles, profiles
+from lab.daemons import Networkd, NetworkManager
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
-__all__ = ["networkd", "nm"]   # fixtures shared with the backend tests
 
 KILL_ON_CALL = r"""
 import os, signal, sys, threading

@@ -17,38 +17,16 @@ from typing import Callable, Iterator
 
 import pytest
 
-from lab.daemons import Daemon
+from lab.daemons import NETWORKD_DIR as NETDIR
+from lab.daemons import Networkd
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 
-NETDIR = Path("/etc/systemd/network")
 PREFIX = "40-grebond-"
 PEER_BOND_IP = "10.67.0.2"
 USER_FILE = NETDIR / "30-lab-user.network"
 USER_BYTES = b"# the user's own file; grebond must never touch it\n[Match]\nName=gbluser0\n\n[Network]\nDHCP=no\n"
-
-
-class Networkd(Daemon):
-    """systemd-networkd (and a system bus) started the way the lab guest allows, stopped by pid."""
-
-    def start(self) -> None:
-        netif = Path("/run/systemd/netif")
-        netif.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["chown", "-R", "systemd-network", str(netif)], check=True)
-        self.ensure_bus()
-        self.spawn(["/lib/systemd/systemd-networkd"])
-        assert wait_for(lambda: subprocess.run(["busctl", "--system", "status", "org.freedesktop.network1"],
-                                               capture_output=True).returncode == 0, timeout=20), self.text()
-
-
-@pytest.fixture
-def networkd(tmp_path: Path) -> Iterator[Networkd]:
-    nd = Networkd(tmp_path / "networkd.log")
-    yield nd
-    nd.close()
-    for p in NETDIR.glob(f"{PREFIX}*"):   # /etc is an overlay in the guest; leave it as found anyway
-        p.unlink()
 
 
 @pytest.fixture

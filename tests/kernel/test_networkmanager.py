@@ -14,83 +14,22 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import pytest
 
 from kernel.test_networkd import PEER_BOND_IP, build_peer, detail, grebond, model, verify, write_config
-from lab.daemons import Daemon
+from lab.daemons import NM_KEYDIR as KEYDIR
+from lab.daemons import NetworkManager
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 
-KEYDIR = Path("/etc/NetworkManager/system-connections")
-CONF = Path("/etc/NetworkManager/conf.d/99-grebond-lab.conf")
-CONF_TEXT = """\
-[main]
-plugins=keyfile
-no-auto-default=*
-dns=none
-rc-manager=unmanaged
-
-[keyfile]
-unmanaged-devices=*,except:interface-name:bond0,except:interface-name:gre1,except:interface-name:gre2,except:interface-name:gre3,except:interface-name:gbl*
-
-[logging]
-level=INFO
-"""
 BOND_FIELDS = ("mode", "miimon", "arp_interval", "arp_ip_target", "arp_validate", "arp_missed_max", "primary",
                "updelay", "downdelay")
 UNRELATED = "lab-unrelated"
 OURS = ("grebond-bond0", "grebond-gre1", "grebond-gre2", "grebond-gre3")
 """This test's profiles. The guest's /etc overlays the host's, so other files may appear there."""
-
-
-class NetworkManager(Daemon):
-    """dbus-daemon and NetworkManager --no-daemon, started as the lab guest allows, stopped by pid."""
-
-    stop_timeout_s = 20.0
-
-    def __init__(self, log: Path, prefix: Sequence[str] = (), root: Path = Path("/")) -> None:
-        super().__init__(log, prefix, root)
-        self.mounted = False
-
-    def start(self) -> None:
-        for d in ("/run/dbus", "/run/NetworkManager"):
-            Path(d).mkdir(parents=True, exist_ok=True)
-        state = self.path("/var/lib/NetworkManager")
-        state.mkdir(parents=True, exist_ok=True)
-        if not self.mounted and self.root == Path("/"):   # the host's /var is read-only in the guest
-            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(state)], check=True)
-            self.mounted = True
-        conf = self.path(CONF)
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(CONF_TEXT)
-        self.path(KEYDIR).mkdir(parents=True, exist_ok=True)
-        self.ensure_bus()
-        self.spawn(["/usr/sbin/NetworkManager", "--no-daemon"])
-        assert wait_for(lambda: subprocess.run(["nm-online", "-s", "-q", "-t", "5"]).returncode == 0,
-                        timeout=60), self.text()
-
-    def close(self) -> None:
-        super().close()
-        if self.mounted:
-            subprocess.run(["umount", "/var/lib/NetworkManager"], check=False)
-            self.mounted = False
-        self.path(CONF).unlink(missing_ok=True)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
-
-
-@pytest.fixture
-def nm(tmp_path: Path) -> Iterator[NetworkManager]:
-    daemon = NetworkManager(tmp_path / "nm.log")
-    yield daemon
-    daemon.close()
-    for name in (*OURS, UNRELATED):           # /etc is an overlay in the guest; leave it as found anyway
-        (KEYDIR / f"{name}.nmconnection").unlink(missing_ok=True)
-    subprocess.run(["ip", "link", "del", "gbldummy0"], capture_output=True)
 
 
 def grebond_links(lab: Lab) -> list[str]:

@@ -16,8 +16,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from kernel.test_networkd import PEER_BOND_IP, PREFIX, Networkd, build_peer, grebond_links, model, write_config
-from kernel.test_networkmanager import NetworkManager
+from kernel.test_networkd import PEER_BOND_IP, PREFIX, build_peer, grebond_links, model, write_config
+from lab.daemons import Networkd, NetworkManager
 from lab.package import InstalledPackage, find_deb
 from lab.plugin import is_ci
 from lab.topology import Lab, wait_for
