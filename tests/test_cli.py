@@ -10,6 +10,7 @@ import pytest
 
 from grebond import __version__
 from grebond.cli import main
+from needs import need
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = str(REPO / "examples" / "seed.yaml")
@@ -103,8 +104,7 @@ def test_apply_as_non_root_is_refused_with_exit_3() -> None:
 def test_insecure_config_is_refused(tmp_path: Path) -> None:
     import os
 
-    if os.geteuid() != 0:
-        pytest.skip("the ownership check applies to root only")
+    need(os.geteuid() == 0, "the ownership check applies to root only")
     cfg = tmp_path / "grebond.yaml"
     cfg.write_text(Path(SEED).read_text())
     cfg.chmod(0o666)

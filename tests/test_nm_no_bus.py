@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from grebond.procs import running_pid
+from needs import need
 
 SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
 KEYDIR = Path("/etc/NetworkManager/system-connections")
@@ -28,8 +28,8 @@ def snapshot(d: Path) -> dict[str, str]:
         if d.is_dir() else {}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a live apply needs root")
 def test_apply_with_networkmanager_running_but_no_system_bus(tmp_path: Path) -> None:
+    need(os.geteuid() == 0, "a live apply needs root")
     fake = tmp_path / "NetworkManager"
     shutil.copy("/bin/sleep", fake)
     proc = subprocess.Popen([str(fake), "120"])

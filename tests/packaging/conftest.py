@@ -7,10 +7,12 @@ the reason, except under CI=true, where a missing .deb is a failure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from lab.package import find_deb
+from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
@@ -21,22 +23,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "deb: needs the .deb built by .ci/build-deb (slow; in $GREBOND_DEB_DIR)")
 
 
-def is_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def deb_dir() -> Path:
-    return Path(os.environ.get("GREBOND_DEB_DIR") or REPO / "build" / "deb")
-
-
 @pytest.fixture(scope="session")
 def deb() -> Path:
-    """The built grebond_*_all.deb."""
-    found = sorted(deb_dir().glob("grebond_*_all.deb"))
-    if len(found) == 1:
-        return found[0]
-    why = (f"no grebond_*_all.deb in {deb_dir()} (run .ci/build-deb, or set GREBOND_DEB_DIR)" if not found
-           else f"several .debs in {deb_dir()}: {', '.join(p.name for p in found)}")
-    if is_ci():
-        pytest.fail(why)
-    pytest.skip(why)
+    """The built grebond_*_all.deb (the lab's package tests look for it the same way)."""
+    found, why = find_deb()
+    need(found, why)
+    assert found is not None
+    return found

@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 
 from grebond.cli import build_parser
+from needs import need
 
 COMPLETION = Path(__file__).resolve().parents[2] / "packaging" / "bash-completion" / "grebond"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed.yaml"
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+
+@pytest.fixture(autouse=True)
+def bash() -> None:
+    need(shutil.which("bash"), "bash is not installed")
 
 
 def complete(*words: str, script: Path = COMPLETION) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "examples" / "seed.yaml"
@@ -28,9 +29,14 @@ USER_KEYFILE = NM / "grebond-test-user.nmconnection"
 SYSENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive",
           "HOME": "/root"}
 
-pytestmark = [pytest.mark.deb,
-              pytest.mark.skipif(os.geteuid() != 0, reason="installing a .deb needs root"),
-              pytest.mark.skipif(shutil.which("apt-get") is None, reason="not a Debian system (no apt-get)")]
+pytestmark = pytest.mark.deb
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installer() -> None:
+    """Root and apt-get, checked before the module's installation fixture runs."""
+    need(os.geteuid() == 0, "installing a .deb needs root")
+    need(shutil.which("apt-get"), "not a Debian system (no apt-get)")
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -112,8 +118,7 @@ def test_help_and_version(pkg: State) -> None:
 
 
 def test_man_page(pkg: State) -> None:
-    if shutil.which("man") is None:
-        pytest.skip("man-db is not installed")
+    need(shutil.which("man"), "man-db is not installed")
     text = sh("man", "-P", "cat", "grebond").stdout
     assert "EXIT STATUS" in text and "grebond-verify.service" in text
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grebond.cli import build_parser
+from needs import need
 
 MAN = Path(__file__).resolve().parents[2] / "packaging" / "grebond.8"
 
@@ -21,8 +22,7 @@ def source() -> str:
 
 
 def rendered() -> str:
-    if shutil.which("man") is None:
-        pytest.skip("man (man-db) is not installed")
+    need(shutil.which("man"), "man (man-db) is not installed")
     env = dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="")
     done = subprocess.run(["man", "--warnings", "-l", str(MAN)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
