@@ -272,9 +272,14 @@ def observe(ends: Sequence[BondEnd], measure_rtt: bool = True,
 
     usable = [(p.local, p.remote) for _e, infos in observed for p in infos if p.device is not None and p.local_present]
     rtts = echo_rtts(usable, PROBES if probes is None else probes)
-    return [(e, [replace(p, rtt_ms=rtts.get((p.local, p.remote), (None, None))[0],
-                         rtt_error=rtts.get((p.local, p.remote), (None, None))[1]) for p in infos])
-            for e, infos in observed]
+    out = []
+    for e, infos in observed:
+        measured = []
+        for p in infos:
+            rtt, error = rtts.get((p.local, p.remote), (None, None))
+            measured.append(replace(p, rtt_ms=rtt, rtt_error=error))
+        out.append((e, measured))
+    return out
 
 
 def bond_names() -> list[str]:

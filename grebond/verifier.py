@@ -19,6 +19,7 @@ from typing import Any, Callable
 from grebond.errors import SystemAccessError
 from grebond.kernel.reader import KernelState, LinkState
 from grebond.model import BondEnd, BondMode, Config, MonitorType, TunnelEnd
+from grebond.paths import assess, observed_paths
 
 ERROR = "error"
 WARNING = "warning"
@@ -163,8 +164,6 @@ def compare(config: Config, node: str, state: KernelState) -> Report:
 def _check_underlay(add: Callable[[Check], None], end: BondEnd, state: KernelState, tunnels: list[str]) -> None:
     """Each present tunnel's path, judged by ``grebond.paths.assess`` (the same rules as check-paths
     and apply's plaintext refusal): routed, over WireGuard, one tunnel per underlay device."""
-    from grebond.paths import assess, observed_paths
-
     infos = {p.tunnel: p for p in observed_paths(end, state) if p.tunnel in tunnels}
     findings = assess(end, list(infos.values()))
     plaintext = {f.tunnels[0]: f for f in findings if f.code == "plaintext"}

@@ -15,24 +15,10 @@ from grebond.kernel import echo
 from grebond.model import BondEnd
 from grebond.paths import BondReport, PathInfo, assess, exit_status
 from grebond.validation import parse_config
-
-MODEL = """\
-version: 1
-links:
-  bond0:
-    mode: {mode}
-    ends:
-      r2: {{addresses: [10.67.0.1/24]}}
-      r1: {{addresses: [10.67.0.2/24]}}
-    tunnels:
-      gre1: {{ends: {{r2: 10.65.0.2, r1: 10.65.0.6}}}}
-      gre2: {{ends: {{r2: 10.65.0.14, r1: 10.65.0.10}}}}
-      gre3: {{ends: {{r2: 10.65.0.18, r1: 10.65.0.22}}}}
-{extra}"""
-
+from models import SEED_TUNNELS, seed_link
 
 def end(mode: str = "balance-rr", extra: str = "") -> BondEnd:
-    config, _ = parse_config(MODEL.format(mode=mode, extra=extra))
+    config, _ = parse_config(seed_link(mode, (*SEED_TUNNELS, ("gre3", "10.65.0.18", "10.65.0.22")), link_lines=extra))
     return config.ends_of("r2")[0]
 
 

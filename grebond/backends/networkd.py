@@ -25,6 +25,7 @@ from pathlib import Path
 from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import ApplyFailed, GrebondError, SystemAccessError
 from grebond.files import check_writable, generated_files, remove_generated, under_root, write_atomic
+from grebond.procs import running_pid
 from grebond.renderer import Rendering
 from grebond.renderer import networkd as renderer
 from grebond.renderer.ini import parse_ini
@@ -349,8 +350,6 @@ def _admin_state(name: str) -> str | None:
 
 def _networkd_pid() -> int | None:
     """The pid of a running systemd-networkd (its comm is truncated to 'systemd-network')."""
-    from grebond.procs import running_pid
-
     return running_pid("systemd-network", b"systemd-networkd")
 
 

@@ -33,6 +33,7 @@ from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import ApplyFailed, GrebondError, OwnershipError, SystemAccessError, UsageError
 from grebond.files import fsync_dir, is_generated, remove_generated, under_root, write_atomic
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
+from grebond.procs import running_pid
 from grebond.renderer import Rendering
 from grebond.renderer import networkmanager as renderer
 from grebond.renderer.ini import parse_ini
@@ -589,8 +590,6 @@ def _remove_keyfile(path: Path) -> None:
 
 def _nm_pid() -> int | None:
     """The pid of a running NetworkManager, from /proc (no D-Bus: available() must be cheap)."""
-    from grebond.procs import running_pid
-
     return running_pid("NetworkManager")
 
 

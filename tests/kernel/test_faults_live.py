@@ -22,7 +22,7 @@ import pytest
 
 from kernel.test_networkd import NETDIR, PREFIX, assert_working, build_peer, grebond, grebond_links, model, write_config
 from kernel.test_networkmanager import keyfiles, profiles
-from lab.daemons import Networkd, NetworkManager
+from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel(root_ns=True)
@@ -57,16 +57,22 @@ def apply_networkd(lab: Lab, cfg: str, *extra: str) -> subprocess.CompletedProce
     return grebond(lab, "r2", "apply", "--backend", "networkd", "-c", cfg, "--node", "r2", "--timeout", "60", *extra)
 
 
+def seed_applied(lab_factory: Callable[..., Lab], daemon: Daemon, backend: str, tmp_path: Path) -> tuple[Lab, str]:
+    """r2 (the root namespace, where ``daemon`` runs) and r1 on the seed model, applied through ``backend``."""
+    lab = lab_factory(root_router="r2")
+    seed = write_config(tmp_path, model(), "seed.yaml")
+    build_peer(lab, seed)
+    daemon.start()
+    done = grebond(lab, "r2", "apply", "--backend", backend, "-c", seed, "--node", "r2", "--timeout", "60")
+    assert done.returncode == 0, done.stdout + done.stderr + daemon.text()
+    return lab, seed
+
+
 def test_networkd_kill_between_delete_and_reload(lab_factory: Callable[..., Lab], networkd: Networkd,
                                                  tmp_path: Path) -> None:
     """A mode change recreates bond0: kill after the delete, before the files / before the reload."""
-    lab = lab_factory(root_router="r2")
-    networkd.start()
-    seed = write_config(tmp_path, model(), "seed.yaml")
+    lab, seed = seed_applied(lab_factory, networkd, "networkd", tmp_path)
     changed = write_config(tmp_path, model(mode="active-backup", extra="primary: gre1"), "changed.yaml")
-    build_peer(lab, seed)
-    done = apply_networkd(lab, seed)
-    assert done.returncode == 0, done.stdout + done.stderr
     seed_files = files()
     steps = [  # (kill when this is called, model to go to, its mode, the files expected after the kill)
         ("_write_files", changed, "active-backup", "old"),   # bond0 deleted, nothing written yet
@@ -87,13 +93,8 @@ def test_networkd_kill_between_delete_and_reload(lab_factory: Callable[..., Lab]
 
 
 def test_networkd_dies_during_apply(lab_factory: Callable[..., Lab], networkd: Networkd, tmp_path: Path) -> None:
-    lab = lab_factory(root_router="r2")
-    networkd.start()
-    seed = write_config(tmp_path, model(), "seed.yaml")
+    lab, seed = seed_applied(lab_factory, networkd, "networkd", tmp_path)
     changed = write_config(tmp_path, model(mode="active-backup", extra="primary: gre1"), "changed.yaml")
-    build_peer(lab, seed)
-    done = apply_networkd(lab, seed)
-    assert done.returncode == 0, done.stdout + done.stderr
     seed_files = files()
     assert networkd.proc is not None
     # networkd is killed just before grebond asks it to reload
@@ -163,12 +164,7 @@ def test_networkmanager_dies_during_apply(lab_factory: Callable[..., Lab], nm: N
                                           tmp_path: Path) -> None:
     """NM killed after it saved the changed profiles, before activation: its checkpoint dies with
     it, so grebond puts its previous keyfiles back, and NM brings the previous state up again."""
-    lab = lab_factory(root_router="r2")
-    seed = write_config(tmp_path, model(), "seed.yaml")
-    build_peer(lab, seed)
-    nm.start()
-    done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", seed, "--node", "r2")
-    assert done.returncode == 0, done.stdout + done.stderr + nm.text()
+    lab, seed = seed_applied(lab_factory, nm, "networkmanager", tmp_path)
     before = keyfiles()
     assert nm.proc is not None
     changed = write_config(tmp_path, model(interval="200ms"), "changed.yaml")
@@ -190,15 +186,9 @@ def test_networkmanager_refusing_a_setting_changes_nothing(lab_factory: Callable
                                                            tmp_path: Path) -> None:
     """A setting the running NM does not know (arp_missed_max needs NM 1.44; Debian 12 has 1.42,
     but the user said --target-nm 1.44): NM refuses it, grebond rolls back and exits 1 with NM's reason."""
-    lab = lab_factory(root_router="r2")
-    seed = write_config(tmp_path, model(), "seed.yaml")
-    build_peer(lab, seed)
-    nm.start()
-    done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", seed, "--node", "r2")
-    assert done.returncode == 0, done.stdout + done.stderr + nm.text()
+    lab, seed = seed_applied(lab_factory, nm, "networkmanager", tmp_path)
     before = keyfiles()
-    newer = write_config(tmp_path, model(extra="monitor: {type: arp, interval: 100ms, missed-max: 3}")
-                         .replace("    monitor: {type: arp, interval: 100ms}\n", ""), "newer.yaml")
+    newer = write_config(tmp_path, model(missed_max=3), "newer.yaml")
     done = grebond(lab, "r2", "apply", "--backend", "networkmanager", "-c", newer, "--node", "r2",
                    "--target-nm", "1.44")
     assert done.returncode == 1, done.stdout + done.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from lab.daemons import NETWORKD_DIR as NETDIR
 from lab.daemons import Networkd
 from lab.topology import Lab, wait_for
+from models import SEED_TUNNELS, seed_link
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 
@@ -38,23 +38,12 @@ def user_file() -> Iterator[Path]:
 
 
 def model(mode: str = "balance-rr", interval: str = "100ms", tunnels: dict[str, tuple[str, str]] | None = None,
-          extra: str = "") -> str:
-    """A seed-shaped model; ``tunnels`` maps name -> (r2 address, r1 address)."""
-    tunnels = tunnels or {"gre1": ("10.65.0.2", "10.65.0.6"), "gre2": ("10.65.0.14", "10.65.0.10")}
-    lines = "".join(f"      {n}:\n        ends: {{r2: {a}, r1: {b}}}\n" for n, (a, b) in tunnels.items())
-    return textwrap.dedent(f"""\
-        version: 1
-        links:
-          bond0:
-            mode: {mode}
-            ends:
-              r2: {{addresses: [10.67.0.1/24]}}
-              r1: {{addresses: [10.67.0.2/24]}}
-            tunnels:
-        """) + lines + textwrap.indent(textwrap.dedent(f"""\
-        underlay-mtu: 1440
-        monitor: {{type: arp, interval: {interval}}}
-        {extra}"""), "    ")
+          extra: str = "", missed_max: int | None = None) -> str:
+    """The seed model with ARP monitoring at ``interval``; ``tunnels`` maps name -> (r2 address, r1 address)."""
+    paths = SEED_TUNNELS if tunnels is None else tuple((n, a, b) for n, (a, b) in tunnels.items())
+    missed = "" if missed_max is None else f", missed-max: {missed_max}"
+    return seed_link(mode, paths, link_lines=f"underlay-mtu: 1440\nmonitor: {{type: arp, interval: {interval}{missed}}}\n"
+                                             f"{extra}")
 
 
 def write_config(tmp_path: Path, text: str, name: str = "grebond.yaml") -> str:

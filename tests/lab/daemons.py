@@ -48,6 +48,9 @@ class Daemon:
         self.dbus_pid: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def start(self) -> None:
+        raise NotImplementedError
+
     def ensure_bus(self) -> None:
         """A system dbus-daemon for the daemon to own its name on (started once per fixture)."""
         if self.dbus_pid is None:
