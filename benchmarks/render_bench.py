@@ -5,7 +5,9 @@ Each run is a fresh interpreter, as a user or an install hook would start it. Pr
 median and spread of N runs per backend. The development venv installs grebond in editable
 mode, whose import hook costs every start ~8 ms that no user pays; so the networkd render is
 also timed from an "installed layout": a throwaway venv whose site-packages holds grebond and
-PyYAML as plain packages (symlinks), as pip or the .deb would place them.
+PyYAML as plain packages (symlinks), as pip or the .deb would place them. grebond's bytecode
+is compiled first, as pip and the .deb's py3compile do at install: with PYTHONDONTWRITEBYTECODE
+set (as in this workplace) a stale .pyc would otherwise cost a recompile on every run.
 
     .venv/bin/python benchmarks/render_bench.py [--runs 30]
 """
@@ -51,6 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "grebond")], check=True)
     grebond = [sys.executable, "-m", "grebond"]
     baseline = [sys.executable, "-c", "pass"]
     rows = [("python -c pass (interpreter start)", baseline)]

@@ -7,12 +7,11 @@ the file (``links.bond0.tunnels.gre2.key``). Warnings are for legal but risky ch
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections import defaultdict
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_address, ip_interface
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from grebond import model, mtu
 from grebond.errors import ConfigError, Problem
@@ -73,7 +72,7 @@ class _Checker:
         if allowed is not None:
             for key in value:
                 if key not in allowed:
-                    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+                    close = _close_matches(key, allowed, 0.6)
                     fix = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
                     if close:
                         self.suggested.add(_join(path, close[0]))
@@ -104,7 +103,7 @@ class _Checker:
         where = _join(path, key)
         if not isinstance(value, str) or normalise(value) not in choices:
             shown = f"'{value}'" if isinstance(value, str) else _describe(value)
-            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5) if isinstance(value, str) else []
+            close = _close_matches(value, choices, 0.5) if isinstance(value, str) else []
             if close:
                 fix = f"did you mean '{close[0]}'?"
             elif numbered and _is_int(value) and 0 <= value < len(choices):
@@ -148,6 +147,13 @@ class _Checker:
 def _is_int(value: Any) -> bool:
     """A YAML integer (bool is an int subclass in Python, but never a number in a config)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _close_matches(word: str, choices: Iterable[str], cutoff: float) -> list[str]:
+    """The best 'did you mean' for ``word``; difflib is imported only when a mistake needs it."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
 
 
 def _join(path: str, key: str) -> str:
@@ -479,7 +485,7 @@ def _tunnel_ends(c: _Checker, t: LocatedMap, tpath: str, nodes: list[str]) -> tu
     absent = [n for n in nodes if n not in em]
     for node, raw in em.items():
         if nodes and node not in nodes:
-            close = difflib.get_close_matches(node, absent, n=1, cutoff=0.5)
+            close = _close_matches(node, absent, 0.5)
             fix = f"did you mean '{close[0]}'?" if close else f"the link's ends are {' and '.join(nodes)}"
             if close:
                 c.suggested.add(f"{where}:{close[0]}")
@@ -620,7 +626,7 @@ def _options(c: _Checker, m: LocatedMap, path: str, mode: model.BondMode, mon: m
     if primary is not None:
         names = [t.name for t in tunnels]
         if not isinstance(primary, str) or (names and primary not in names):
-            close = difflib.get_close_matches(primary, names, n=1, cutoff=0.5) if isinstance(primary, str) else []
+            close = _close_matches(primary, names, 0.5) if isinstance(primary, str) else []
             shown = f"'{primary}'" if isinstance(primary, str) else _describe(primary)
             c.add(c.line(m, "primary"), f"{path}.primary", f"{shown} is not a tunnel of this link",
                   f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(names)}")

@@ -160,3 +160,28 @@ def test_check_paths_help_names_the_real_rtt_default() -> None:
     from grebond.paths import DEFAULT_RTT_THRESHOLD_MS
 
     assert f"(default {DEFAULT_RTT_THRESHOLD_MS:g} ms)" in RTT_THRESHOLD_HELP
+
+
+def test_cold_render_leaves_the_costly_modules_unimported() -> None:
+    """The render path's import budget (issue 2: under 60 ms cold); each of these cost 1-130 ms."""
+    code = ("import sys, runpy; sys.argv = ['grebond', 'render', '--backend', 'networkd', '-c', %r]\n"
+            "try:\n    runpy.run_module('grebond', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "costly = {'pyroute2', 'dbus_next', 'asyncio', 'socket', 'tempfile', 'hashlib', 'shutil',\n"
+            "          'difflib', 'json', 'uuid'}\n"
+            "print(sorted(costly & set(sys.modules)), file=sys.stderr)") % SEED
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert "[NetDev]" in done.stdout
+
+
+def test_bond_mac_is_sha256_of_node_and_name() -> None:
+    """The MAC skips hashlib for speed; it must stay the digest hashlib gives, so it never changes."""
+    import hashlib
+
+    from grebond.validation import parse_config
+
+    config, _ = parse_config(Path(SEED).read_text(), SEED)
+    for node in config.nodes:
+        end = config.ends_of(node)[0]
+        digest = hashlib.sha256(f"grebond/{node}/{end.name}".encode()).digest()
+        assert end.mac == ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))

@@ -7,7 +7,6 @@ Exit 0 no warnings, 1 warnings, 2 bad config or usage, 3 the kernel cannot be re
 from __future__ import annotations
 
 import argparse
-import json
 
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.errors import UsageError
@@ -48,6 +47,8 @@ def cmd_check_paths(args: argparse.Namespace) -> int:
     node = resolve_node(config, args.node, local_addresses if args.node is None else None)
     reports = paths.check(config.ends_of(node), threshold, measure_rtt=not args.no_rtt)
     if args.json:
+        import json
+
         print(json.dumps(paths.as_json(reports), indent=2))
     else:
         print(paths.render_text(reports), end="")
