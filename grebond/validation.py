@@ -21,7 +21,7 @@ SUPPORTED_VERSION = 1
 TOP_KEYS = ("version", "links")
 LINK_KEYS = ("mode", "ends", "tunnels", "ttl", "underlay-mtu", "mtu", "monitor", "xmit-hash-policy",
              "min-links", "packets-per-slave", "lacp-rate", "primary", "updelay", "downdelay",
-             "allow-plaintext-underlay")
+             "allow-plaintext-underlay", "offloads")
 END_KEYS = ("addresses",)
 TUNNEL_KEYS = ("ends", "key", "ttl", "underlay-mtu", "kind", "encaplimit")
 MONITOR_KEYS = ("type", "interval", "missed-max", "validate", "targets")
@@ -268,6 +268,7 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
     monitor = _monitor(c, m, path, mode)
     options = _options(c, m, path, mode, monitor, tunnels)
     plaintext = c.boolean(m, "allow-plaintext-underlay", path, False)
+    offloads = _offloads(c, m, path, mode)
 
     # MTU: the smallest tunnel limits the bond; explicit values may only go lower.
     auto_mtu = min((_tunnel_mtu(t) for t in tunnels), default=0)
@@ -301,7 +302,21 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
     if not ok or len([p for p in c.problems if not p.warning]) > errors_before or len(ends) != 2 or not tunnels:
         return None
     return model.Link(name=name, ends=(ends[0], ends[1]), tunnels=tuple(tunnels), mode=mode, mtu=bond_mtu,
-                      mtu_auto=mtu_auto, monitor=monitor, options=options, allow_plaintext_underlay=plaintext)
+                      mtu_auto=mtu_auto, monitor=monitor, options=options, allow_plaintext_underlay=plaintext,
+                      offloads=offloads)
+
+
+def _offloads(c: _Checker, m: LocatedMap, path: str, mode: model.BondMode) -> bool | None:
+    """``offloads``: on/off (YAML reads them as booleans) or auto: off for balance-rr, else untouched."""
+    value = m.get("offloads", "auto")
+    if isinstance(value, bool):
+        return value
+    if value != "auto":
+        shown = f"'{value}'" if isinstance(value, str) else _describe(value)
+        c.add(c.line(m, "offloads"), f"{path}.offloads", f"{shown} is not auto, on or off",
+              "use auto (off for balance-rr, the kernel's choice otherwise), on or off")
+        return None
+    return False if mode is model.BondMode.BALANCE_RR else None
 
 
 def _tunnel_mtu(t: model.Tunnel) -> int:

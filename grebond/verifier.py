@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from grebond.errors import SystemAccessError
 from grebond.kernel.reader import KernelState, LinkState
-from grebond.model import BondEnd, BondMode, Config, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, BondEnd, BondMode, Config, MonitorType, TunnelEnd
 from grebond.paths import assess, observed_paths
 
 ERROR = "error"
@@ -134,6 +134,21 @@ def actual_tunnel(link: LinkState) -> dict[str, Any]:
             "encaplimit": tun.encaplimit}
 
 
+def expected_offloads(end: BondEnd) -> str | None:
+    """'on' or 'off' for the bond and each tunnel; None when the model leaves them to the kernel."""
+    return None if end.offloads is None else ("on" if end.offloads else "off")
+
+
+def actual_offloads(link: LinkState) -> str:
+    """'on' or 'off' when every feature of ``model.OFFLOADS`` agrees, else each one's state."""
+    states = {short: link.features.get(name) for short, name in OFFLOADS.items()}
+    if all(v is True for v in states.values()):
+        return "on"
+    if all(v is False for v in states.values()):
+        return "off"
+    return " ".join(f"{short}={'unknown' if v is None else 'on' if v else 'off'}" for short, v in states.items())
+
+
 def _addresses(values: Any) -> tuple[str, ...]:
     """Normalised, sorted, without IPv6 link-local (the kernel adds those itself)."""
     out = {str(ip_interface(str(v))) for v in values}
@@ -202,6 +217,8 @@ def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, stat
         if not _check(add, t.name, name, value, actual.get(name)) and name == "kind":
             return False
     _check(add, t.name, "mtu", t.mtu, link.mtu)
+    if (offloads := expected_offloads(end)) is not None:
+        _check(add, t.name, "offloads", offloads, actual_offloads(link))
     _check(add, t.name, "state", "up", link.state)
     _check(add, t.name, "master", end.name, link.master)
     if link.slave is not None and link.master == end.name:
@@ -220,6 +237,8 @@ def _check_bond(add: Callable[[Check], None], end: BondEnd, state: KernelState) 
     for name, value in expected_bond_options(end).items():
         _check(add, end.name, name, value, getattr(actual, name))
     _check(add, end.name, "mtu", end.mtu, link.mtu)
+    if (offloads := expected_offloads(end)) is not None:
+        _check(add, end.name, "offloads", offloads, actual_offloads(link))
     _check(add, end.name, "mac", end.mac.lower(), (link.mac or "").lower())
     _check(add, end.name, "addresses", expected_addresses(end), actual_addresses(link))
     _check(add, end.name, "slaves", tuple(sorted(t.name for t in end.tunnels)),

@@ -173,8 +173,9 @@ def test_write_into_root(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert f"removed {stale}" in out
     names = sorted(p.name for p in netdir.iterdir())
-    assert names == ["30-wg0.network", "40-grebond-bond0.netdev", "40-grebond-bond0.network",
-                     "40-grebond-gre1.netdev", "40-grebond-gre1.network", "40-grebond-gre2.netdev",
+    assert names == ["30-wg0.network", "40-grebond-bond0.link", "40-grebond-bond0.netdev",
+                     "40-grebond-bond0.network", "40-grebond-gre1.link", "40-grebond-gre1.netdev",
+                     "40-grebond-gre1.network", "40-grebond-gre2.link", "40-grebond-gre2.netdev",
                      "40-grebond-gre2.network", "50-other.netdev"]
     for name in names:
         if name.startswith("40-"):
@@ -227,3 +228,17 @@ def test_target_systemd_flag_on_render(in_repo: Path, tmp_path: Path, capsys: py
     assert "links.bond0.monitor.missed-max" in capsys.readouterr().err
     assert main(["render", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--target-systemd", "256"]) == 0
     assert "ARPMissedMax=4" in capsys.readouterr().out
+
+
+def test_offloads_are_a_link_file_per_device_only_when_set() -> None:
+    """balance-rr: a .link per tunnel and bond turning the four offloads off (udev applies it when the
+    device appears); balance-xor leaves them to the kernel and writes none; 'on' writes true."""
+    rr = render(base())
+    link = rr["40-grebond-gre1.link"]
+    assert link["Match"] == {"OriginalName": ["gre1"], "Kind": ["gretap"]}
+    assert link["Link"] == {k: ["false"] for k in ("GenericSegmentationOffload", "TCPSegmentationOffload",
+                                                    "TCP6SegmentationOffload", "GenericReceiveOffload")}
+    assert rr["40-grebond-bond0.link"]["Match"] == {"OriginalName": ["bond0"], "Kind": ["bond"]}
+    assert not any(name.endswith(".link") for name in render(base("balance-xor")))
+    on = render(base("balance-xor", "offloads: on"))
+    assert all(v == ["true"] for v in on["40-grebond-gre2.link"]["Link"].values())

@@ -236,6 +236,8 @@ def test_equal_after_filling_nm_defaults() -> None:
         "ipv4": {"method": ("s", "manual"), "address-data": ("aa{sv}", [{"address": ("s", "10.67.0.1"),
                                                                           "prefix": ("u", 24)}])},
         "ipv6": {"method": ("s", "disabled")},
+        "ethtool": {"feature-gro": ("b", False), "feature-gso": ("b", False), "feature-tso": ("b", False),
+                    "feature-tx-tcp6-segmentation": ("b", False)},
         "user": {"data": ("a{ss}", {"net.grebond.generated": "node=r2 link=bond0"})},
     }
     assert differences(want, have) == []

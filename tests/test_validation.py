@@ -24,9 +24,9 @@ def edit(old: str, new: str, base: str = BASE) -> str:
     return base.replace(old, new, 1)
 
 
-def link_option(text: str) -> str:
+def link_option(text: str, base: str = BASE) -> str:
     """Add ``text`` to bond0 on line 4 (before 'ends:')."""
-    return edit("    ends:\n      r2: {", f"    {text}\n    ends:\n      r2: {{")
+    return edit("    ends:\n      r2: {", f"    {text}\n    ends:\n      r2: {{", base)
 
 
 def gre1_option(text: str) -> str:
@@ -52,6 +52,9 @@ CASES = {
     "yaml-syntax": (edit("[10.67.0.1/24]", "[10.67.0.1/24"),
                     "f.yaml:5: YAML syntax error: did not find expected ',' or ']'; "
                     "fix the indentation or quoting on that line"),
+    "offloads-not-on-off-auto": (link_option("offloads: maybe"),
+                                 "f.yaml:4: links.bond0.offloads: 'maybe' is not auto, on or off; use auto "
+                                 "(off for balance-rr, the kernel's choice otherwise), on or off"),
     "wrong-type": (link_option("ttl: high"),
                    "f.yaml:4: links.bond0.ttl: must be a whole number, not the text 'high'; "
                    "use 1-255 (255 is the usual; 0 inherits)"),
@@ -295,3 +298,16 @@ def test_subprocess_exit_2_no_traceback(bad_config: Path, tmp_path: Path) -> Non
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 3
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("mode", "written", "resolved"), [
+    ("balance-rr", None, False), ("balance-rr", "auto", False), ("balance-rr", "on", True),
+    ("balance-xor", None, None), ("balance-xor", "off", False), ("active-backup", "true", True),
+])
+def test_offloads_auto_is_off_for_balance_rr_only(mode: str, written: str | None, resolved: bool | None) -> None:
+    """GSO/TSO/GRO off is what lets balance-rr stripe ONE flow per packet; other modes keep the kernel's."""
+    text = link_option(f"mode: {mode}")
+    if written is not None:
+        text = link_option(f"offloads: {written}", text)
+    config, _ = parse_config(text, "f.yaml")
+    assert config.links[0].offloads is resolved

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from grebond.model import OFFLOADS
 from grebond.kernel.reader import IFF_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.status import collect, lines as status_lines
 from grebond.validation import load_config
@@ -14,6 +15,7 @@ from grebond.verifier import compare
 
 SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
 UP = IFF_UP | 0x10000
+OFF = {name: False for name in OFFLOADS.values()}     # balance-rr's default: offloads off
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
             index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac="aa:bb:cc:00:00:0%d" % i, flags=UP,
             operstate="UNKNOWN", carrier=True, master=end.name,
             tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
-            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500)
+            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500, features=OFF)
         links[f"wg{i}"] = LinkState(index=20 + i, name=f"wg{i}", kind="wireguard", mtu=1440, mac=None,
                                     flags=UP, operstate="UNKNOWN", carrier=True, addresses=(f"{t.local}/32",))
         routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
@@ -39,7 +41,7 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
         index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
         carrier=True, addresses=tuple(str(a) for a in end.addresses) + ("fe80::1/64",),
         bond=BondInfo(mode="balance-rr", arp_interval=100, arp_ip_targets=tuple(str(a) for a in end.arp_targets),
-                      arp_validate="none", arp_missed_max=2))
+                      arp_validate="none", arp_missed_max=2), features=OFF)
     return KernelState(links=links, routes=routes)
 
 
@@ -54,6 +56,7 @@ def test_matching_kernel_passes_with_a_line_per_check(config) -> None:  # type: 
     assert "[ OK ] bond0 mode balance-rr" in text
     assert "[ OK ] gre1 remote 10.65.0.6" in text
     assert "[ OK ] gre2 underlay wireguard" in text
+    assert "[ OK ] gre1 offloads off" in text and "[ OK ] bond0 offloads off" in text
     assert text[-1].startswith("r2: matches the model:") and "0 failed" in text[-1]
     fields = {c.field for c in report.checks}
     assert {"mode", "arp_interval", "arp_ip_targets", "arp_missed_max", "arp_validate", "mtu", "mac",
@@ -85,6 +88,40 @@ def test_drift_names_each_field_with_expected_and_actual(config) -> None:  # typ
     as_json = report.as_dict()
     assert as_json["ok"] is False and {"subject", "field", "expected", "actual", "ok", "severity"} <= \
         set(as_json["checks"][0])
+
+
+def test_offloads_drift_names_each_feature(config) -> None:  # type: ignore[no-untyped-def]
+    """balance-rr wants GSO/TSO/GRO off; a device where they are on (or half on) is drift."""
+    s = matching_state(config)
+    links = dict(s.links)
+    links["gre1"] = dataclasses.replace(links["gre1"], features={name: True for name in OFFLOADS.values()})
+    links["bond0"] = dataclasses.replace(links["bond0"], features={**OFF, "rx-gro": True})
+    report = compare(config, "r2", KernelState(links=links, routes=s.routes))
+    got = failed(report)
+    assert got[("gre1", "offloads")] == ("off", "on")
+    assert got[("bond0", "offloads")] == ("off", "gso=off tso=off tso6=off gro=on")
+    assert "[FAIL] bond0 offloads: expected off, got gso=off tso=off tso6=off gro=on" in report.lines()
+
+
+def test_offloads_left_to_the_kernel_are_not_checked(tmp_path: Path) -> None:
+    """Outside balance-rr, 'auto' leaves offloads alone, and verify does not look at them."""
+    text = SEED.read_text().replace("mode: balance-rr", "mode: balance-xor")
+    assert text != SEED.read_text()
+    xor = load_config_text(text)
+    s = matching_state(config=xor)
+    bond = s.links["bond0"]
+    links = {**s.links, "bond0": dataclasses.replace(bond, features={}, bond=dataclasses.replace(
+        bond.bond, mode="balance-xor"))}
+    report = compare(xor, "r2", KernelState(links=links, routes=s.routes))
+    assert report.ok, report.lines()
+    assert "offloads" not in {c.field for c in report.checks}
+
+
+def load_config_text(text: str):  # type: ignore[no-untyped-def]
+    from grebond.validation import parse_config
+
+    config, _ = parse_config(text, "xor.yaml")
+    return config
 
 
 def test_missing_devices_and_wrong_kind(config) -> None:  # type: ignore[no-untyped-def]

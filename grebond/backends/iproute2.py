@@ -48,7 +48,11 @@ class Iproute2Backend(Backend):
             if ctx.dry_run:
                 changes.actions.append("run " + " ".join(argv))
                 continue
-            done = subprocess.run(argv, capture_output=True, text=True)
+            try:
+                done = subprocess.run(argv, capture_output=True, text=True)
+            except OSError as exc:   # ethtool (for offloads) is a separate package from ip
+                raise SystemAccessError(f"'{argv[0]}' cannot run: {exc.strerror}; install {argv[0]} "
+                                        "(Debian: apt-get install iproute2 ethtool)") from exc
             if done.returncode != 0:
                 raise SystemAccessError(f"'{' '.join(argv)}' failed: {done.stderr.strip()}; the iproute2 backend "
                                         "only builds from scratch: use --backend kernel to converge existing devices")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import ApplyFailed, GrebondError
-from grebond.model import BondEnd, BondMode, BondOptions, Monitor, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, BondEnd, BondMode, BondOptions, Monitor, MonitorType, TunnelEnd
 from grebond.renderer import Rendering
 from grebond.renderer import iproute2 as ip_renderer
 
@@ -103,7 +103,7 @@ def _roll_back(ends: tuple[BondEnd, ...], before: KernelState) -> str:
 
 def as_it_was(end: BondEnd, state: KernelState) -> BondEnd | None:
     """``end`` as the kernel held it in ``state`` (None when its bond did not exist): the bond's
-    mode, monitor, options, MTU and addresses, and the tunnels that were its slaves, with their
+    mode, monitor, options, MTU, offloads and addresses, and the tunnels that were its slaves, with their
     endpoints. Pure; what a failed apply converges back to."""
     link = state.link(end.name)
     if link is None or link.bond is None:
@@ -127,5 +127,8 @@ def as_it_was(end: BondEnd, state: KernelState) -> BondEnd | None:
                   encaplimit=s.tunnel.encaplimit)
         for s in state.slaves_of(end.name) if s.tunnel is not None and s.tunnel.local and s.tunnel.remote)
     addresses = tuple(ip_interface(a) for a in link.addresses if not a.lower().startswith("fe80:"))
-    return replace(end, link=replace(end.link, mode=mode, mtu=link.mtu, monitor=monitor, options=options),
+    states = set(link.features.get(name) for name in OFFLOADS.values())
+    offloads = states.pop() if len(states) == 1 and None not in states else None   # mixed: leave them
+    return replace(end, link=replace(end.link, mode=mode, mtu=link.mtu, monitor=monitor, options=options,
+                                     offloads=offloads),
                    tunnels=tunnels, addresses=addresses, arp_targets=tuple(ip_address(t) for t in b.arp_ip_targets))

@@ -8,7 +8,10 @@ running system networkd 252 is not enough (lab-facts.md, "systemd-networkd 252")
 - recreated gretaps stay down and unenslaved, and ``networkctl reconfigure`` does not help.
 So ``apply`` deletes every link whose .netdev changed (or that exists without having come from
 grebond's file), lets networkd recreate it from the new file on reload, and then enslaves over
-netlink what networkd left alone (down, master, up). The same steps run on systemd >= 257: the
+netlink what networkd left alone (down, master, up). Offloads live in .link files, which udev
+applies only when a device appears: apply tells udev to reload them before networkd creates
+anything, and sets the features of devices that already exist itself (ethtool ioctl), as the
+.link files will at the next boot. The same steps run on systemd >= 257: the
 kernel refuses some in-place changes (bond mode with slaves), so recreating is right there too.
 
 Only files whose name starts with ``FILE_PREFIX`` AND that carry grebond's header are ever
@@ -25,6 +28,7 @@ from pathlib import Path
 from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import ApplyFailed, GrebondError, SystemAccessError
 from grebond.files import check_writable, generated_files, remove_generated, under_root, write_atomic
+from grebond.kernel.ethtool import converge_offloads
 from grebond.procs import running_pid
 from grebond.renderer import Rendering
 from grebond.renderer import networkd as renderer
@@ -247,6 +251,7 @@ class NetworkdBackend(Backend):
             changes.actions.append("reload systemd-networkd (networkctl reload)")
         if plan.bonds and desired:
             changes.actions += [f"enslave {', '.join(s)} to {b} where networkd does not" for b, s in plan.bonds.items()]
+        changes.actions += converge_offloads(_link_offloads(desired), dry_run=True)
         return changes
 
     def _converge(self, desired: dict[str, bytes], ctx: Context) -> Changes:
@@ -258,11 +263,14 @@ class NetworkdBackend(Backend):
             changes = self._write_files(desired, ctx)   # nothing differs; still reports unchanged files
             if desired:
                 self._enslave(plan.bonds, ctx)          # heal a slave someone released by hand
+                changes.actions += converge_offloads(_link_offloads(desired))   # or offloads set by hand
             return changes
         deleted = delete_links(plan.delete_links)
         changes = self._write_files(desired, ctx)
         changes.recreated = [n for n in plan.recreate if n in deleted]
         changes.actions += [f"deleted link {n}" for n in deleted if n not in plan.recreate]
+        if any(n.endswith(".link") for n in [*plan.write, *plan.remove]):
+            _reload_udev()
         _networkctl("reload")
         changes.actions.append("reloaded systemd-networkd")
         if desired:
@@ -270,6 +278,7 @@ class NetworkdBackend(Backend):
             self._wait_links(names, ctx.timeout_s)
             enslaved = self._enslave(plan.bonds, ctx)
             changes.actions += [f"enslaved {n}" for n in enslaved]
+            changes.actions += converge_offloads(_link_offloads(desired))
         return changes
 
     def _enslave(self, bonds: dict[str, list[str]], ctx: Context) -> list[str]:
@@ -321,6 +330,34 @@ class NetworkdBackend(Backend):
         if not availability.ok:
             raise SystemAccessError(f"{availability.reason}; start it (systemctl start systemd-networkd), "
                                     "or write the files only with --write-only or --root")
+
+
+def _link_offloads(files: dict[str, bytes]) -> dict[str, bool]:
+    """Interface -> offloads on/off, as grebond's .link files among ``files`` set them."""
+    out: dict[str, bool] = {}
+    for name, content in files.items():
+        if not name.endswith(".link"):
+            continue
+        try:
+            sections = parse_ini(content.decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        ifname = sections.get("Match", {}).get("OriginalName", [""])[-1]
+        value = sections.get("Link", {}).get(renderer.LINK_OFFLOAD_KEYS[0], [""])[-1]
+        if ifname and value in ("true", "false"):
+            out[ifname] = value == "true"
+    return out
+
+
+def _reload_udev() -> None:
+    """Have udevd read the changed .link files before networkd creates devices (it would otherwise
+    notice within ~3 s, maybe after). Without a running udevd there is nothing to tell."""
+    import subprocess
+
+    try:
+        subprocess.run(["udevadm", "control", "--reload"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _is_bond(netdevs: dict[str, Netdev], name: str) -> bool:

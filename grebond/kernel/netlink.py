@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from grebond.backends.base import Changes
 from grebond.errors import SystemAccessError
+from grebond.kernel.ethtool import converge_offloads, wanted_offloads
 from grebond.kernel.reader import KernelState, LinkState
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondEnd, BondMode, TunnelEnd
 from grebond.verifier import actual_addresses, actual_tunnel, expected_addresses, expected_bond_options, expected_tunnel
@@ -256,6 +257,7 @@ def _plan(end: BondEnd, state: KernelState, changes: Changes) -> None:
         changes.recreated.append(f"{end.name} (mode changed)")
     elif options:
         changes.actions.append(f"set {end.name} {', '.join(options)}")
+    changes.actions += converge_offloads(wanted_offloads(end), dry_run=True)
 
 
 def _converge(ip: Any, end: BondEnd, state: KernelState, changes: Changes) -> None:
@@ -348,7 +350,12 @@ def _converge(ip: Any, end: BondEnd, state: KernelState, changes: Changes) -> No
         if not fresh:
             act(f"added address {addr} to {end.name}")
 
-    # 5. up
+    # 5. offloads (ethtool ioctl; fresh devices included, so no `act` for those)
+    offloads = converge_offloads(wanted_offloads(end))
+    if not fresh:
+        changes.actions += offloads
+
+    # 6. up
     msg = ip.link("get", index=bond_index)[0]
     if not msg["flags"] & IFF_UP:
         ip.link("set", index=bond_index, state="up")

@@ -11,7 +11,7 @@ imported inside functions so nothing loads it at import time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Iterable
@@ -89,6 +89,7 @@ class LinkState:
     slave: SlaveInfo | None = None
     rx_bytes: int = 0
     tx_bytes: int = 0
+    features: dict[str, bool] = field(default_factory=dict)   # the offloads (model.OFFLOADS) of tunnels and bonds
 
     @property
     def admin_up(self) -> bool:
@@ -292,12 +293,25 @@ def read_state(remotes: Iterable[str] = ()) -> KernelState:
         for m in msgs:
             link = _link(m, names, addrs)
             links[link.name] = link
+        _add_features(links)
         routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
     except NetlinkError as exc:
         raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
     finally:
         ip.close()
     return KernelState(links=links, routes=routes)
+
+
+def _add_features(links: dict[str, LinkState]) -> None:
+    """The offload features of grebond's kinds of device (one ethtool ioctl each; not in the link dump)."""
+    from grebond.kernel.ethtool import features
+
+    for name, link in links.items():
+        if link.kind in ("gretap", "ip6gretap", "bond"):
+            try:
+                links[name] = replace(link, features=features(name))
+            except SystemAccessError:
+                pass   # gone since the dump; its other checks say so
 
 
 def _route(ip: Any, dst: str, names: dict[int, str], links: dict[str, LinkState]) -> Route | None:

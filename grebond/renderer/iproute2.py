@@ -2,14 +2,16 @@
 
 Corrections over the hand-typed recipe: the bond MTU is set (a bond pushes 1500 onto its
 gretaps otherwise), the bond gets a fixed MAC before anything is enslaved, a monitor that can
-see a dead tunnel (ARP) is configured, and each tunnel is down while it is enslaved.
+see a dead tunnel (ARP) is configured, and each tunnel is down while it is enslaved. When the
+model sets offloads (off by default for balance-rr), ``ethtool -K`` sets the same four kernel
+features the other backends set, by the kernel's names.
 """
 
 from __future__ import annotations
 
 import shlex
 
-from grebond.model import BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, BondEnd, BondMode, MonitorType, TunnelEnd
 from grebond.renderer import RenderedFile, Rendering, header_lines
 
 Argv = list[str]
@@ -52,6 +54,10 @@ def commands(end: BondEnd) -> list[Argv]:
     cmds: list[Argv] = [tunnel_argv(t) for t in end.tunnels]
     cmds.append(["ip", "link", "add", end.name, "address", end.mac, "mtu", str(end.mtu), "type", "bond",
                  *bond_option_args(end)])
+    if end.offloads is not None:
+        state = "on" if end.offloads else "off"
+        for name in [t.name for t in end.tunnels] + [end.name]:
+            cmds.append(["ethtool", "-K", name, *(w for f in OFFLOADS.values() for w in (f, state))])
     for t in end.tunnels:
         cmds.append(["ip", "link", "set", "dev", t.name, "down"])   # the kernel refuses to enslave an up device
         cmds.append(["ip", "link", "set", "dev", t.name, "master", end.name])

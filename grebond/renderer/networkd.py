@@ -11,6 +11,10 @@ Why each choice (details in the reference, section A):
   stale when the first slave changes.
 - Options the target systemd cannot express are refused (ConfigError) unless the value is the
   kernel's default anyway: a file that silently drops an option is worse than no file.
+- Offloads (``offloads:``, off by default for balance-rr) go in a ``.link`` file per device:
+  networkd has no key for them, udev applies .link files when a device appears (so at boot, and
+  whenever networkd recreates one). It replaces 99-default.link for that device, which only
+  names physical NICs and randomises nothing grebond relies on (the bond's MAC is in its .netdev).
 
 Every file name starts with ``FILE_PREFIX``; together with the generated-by header that marks
 the files grebond may replace or delete.
@@ -44,9 +48,19 @@ BOND_NETWORK_COMMENT = (
 )
 
 
+LINK_OFFLOAD_KEYS = ("GenericSegmentationOffload", "TCPSegmentationOffload", "TCP6SegmentationOffload",
+                     "GenericReceiveOffload")
+"""The .link keys for ``grebond.model.OFFLOADS`` (gso, tso, tso6, gro), in that order."""
+
+
 def file_names(ifname: str) -> tuple[str, str]:
     """The .netdev and .network names for one interface."""
     return f"{FILE_PREFIX}{ifname}.netdev", f"{FILE_PREFIX}{ifname}.network"
+
+
+def link_file_name(ifname: str) -> str:
+    """The .link name for one interface (same prefix: udev reads the same directory)."""
+    return f"{FILE_PREFIX}{ifname}.link"
 
 
 def ms(value: int) -> str:
@@ -127,6 +141,13 @@ def bond_netdev(end: BondEnd, target_systemd: int) -> list[Section]:
             ("Bond", bond)]  # type: ignore[list-item]
 
 
+def offload_link(ifname: str, kind: str, on: bool) -> list[Section]:
+    """udev's settings for one of grebond's devices: its offloads on or off."""
+    value = "true" if on else "false"
+    return [("Match", [("OriginalName", ifname), ("Kind", kind)]),
+            ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]  # type: ignore[list-item]
+
+
 def slave_network(end: BondEnd, t: TunnelEnd) -> list[Section]:
     network: list[tuple[str, object]] = [("Bond", end.name)]
     if end.options.primary == t.name and end.mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB,
@@ -164,6 +185,10 @@ def render(ends: tuple[BondEnd, ...], source: str, node: str, target_systemd: in
             files.append(RenderedFile(netdev, render_ini(tunnel_netdev(t), head)))
             files.append(RenderedFile(network, render_ini(slave_network(end, t), head)))
             netdevs[netdev] = t.name
+            if end.offloads is not None:
+                files.append(RenderedFile(link_file_name(t.name), render_ini(offload_link(t.name, t.kind, end.offloads), head)))
+        if end.offloads is not None:
+            files.append(RenderedFile(link_file_name(end.name), render_ini(offload_link(end.name, "bond", end.offloads), head)))
         netdev, network = file_names(end.name)
         files.append(RenderedFile(netdev, render_ini(bond_netdev(end, target_systemd), head)))
         files.append(RenderedFile(network, render_ini(bond_network(end), [*head, *BOND_NETWORK_COMMENT])))

@@ -24,6 +24,9 @@ Why each choice (details in the reference, section B, and lab-facts.md):
 - The MAC (``cloned-mac-address``) and MTU are on the bond's ``[ethernet]`` setting; each port
   carries the same MTU in ``ip-tunnel.mtu``: a bond pushes its MTU onto its ports, never the
   reverse, and a bond at 1500 blackholes packets over WireGuard.
+- Offloads (``offloads:``, off by default for balance-rr) are the ``ethtool`` setting's
+  feature-gso/tso/tx-tcp6-segmentation/gro on the bond and on every port; NM sets them each time it
+  activates the device (checked with nmcli 1.42.4: accepted on bond and ip-tunnel profiles).
 - Ownership: the keyfile starts with grebond's generated header, AND every profile carries the
   user-data key ``net.grebond.generated``. NM rewrites a keyfile without comments when a profile
   changes over D-Bus; the user key survives, so such profiles stay recognisable as grebond's.
@@ -53,6 +56,8 @@ BOND_PRIMARY_MODES = (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BAL
 
 Plain = dict[str, dict[str, tuple[str, Any]]]
 """D-Bus settings a{sa{sv}} as plain Python: setting -> key -> (signature, value)."""
+ETHTOOL_OFFLOAD_KEYS = ("feature-gso", "feature-tso", "feature-tx-tcp6-segmentation", "feature-gro")
+"""NM's names for ``grebond.model.OFFLOADS`` (gso, tso, tso6, gro), in that order."""
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -146,9 +151,19 @@ def _ip_settings(addresses: tuple[Any, ...], family: int) -> dict[str, tuple[str
                                         for a in mine])}
 
 
+def _with_offloads(end: BondEnd, profile: Plain) -> Plain:
+    """``profile`` with an ``ethtool`` setting before ``user`` when the model sets offloads."""
+    if end.offloads is None:
+        return profile
+    user = profile.pop("user")
+    profile["ethtool"] = {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}
+    profile["user"] = user
+    return profile
+
+
 def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     """The bond profile: addresses, MAC and MTU live here; activating it activates its ports."""
-    return {
+    return _with_offloads(end, {
         "connection": {"id": ("s", connection_id(end.name)), "uuid": ("s", end.uuid(end.name)),
                        "type": ("s", "bond"), "interface-name": ("s", end.name),
                        "autoconnect": ("b", True),
@@ -158,7 +173,7 @@ def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
         "ipv4": _ip_settings(end.addresses, 4),
         "ipv6": _ip_settings(end.addresses, 6),
         "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
-    }
+    })
 
 
 def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
@@ -171,7 +186,7 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
     if t.kind == "ip6gretap" and t.encaplimit is not None:
         tunnel["encapsulation-limit"] = ("u", t.encaplimit)
     tunnel["mtu"] = ("u", t.mtu)
-    return {
+    return _with_offloads(end, {
         "connection": {"id": ("s", connection_id(t.name)), "uuid": ("s", end.uuid(t.name)),
                        "type": ("s", "ip-tunnel"), "interface-name": ("s", t.name),
                        "master": ("s", end.uuid(end.name)), "slave-type": ("s", "bond"),
@@ -183,7 +198,7 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
         # with the modelled MAC; ports take the bond's MAC once enslaved anyway (fail_over_mac none).
         "802-3-ethernet": {"assigned-mac-address": ("s", end.mac)},
         "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
-    }
+    })
 
 
 def settings(ends: tuple[BondEnd, ...], source: str, node: str,
