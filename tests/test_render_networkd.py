@@ -242,3 +242,13 @@ def test_offloads_are_a_link_file_per_device_only_when_set() -> None:
     assert not any(name.endswith(".link") for name in render(base("balance-xor")))
     on = render(base("balance-xor", "offloads: on"))
     assert all(v == ["true"] for v in on["40-grebond-gre2.link"]["Link"].values())
+
+
+def test_offloads_for_older_systemd() -> None:
+    """.link Kind= exists since 251 (left out before: OriginalName= alone still matches);
+    TCP6SegmentationOffload= since 235 (refused before, not silently dropped)."""
+    assert render(base(), target=250)["40-grebond-gre1.link"]["Match"] == {"OriginalName": ["gre1"]}
+    with pytest.raises(ConfigError) as err:
+        render(base(), target=234)
+    assert [p.path for p in err.value.problems] == ["links.bond0.offloads"]
+    assert "235" in err.value.problems[0].message

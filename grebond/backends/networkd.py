@@ -251,7 +251,7 @@ class NetworkdBackend(Backend):
             changes.actions.append("reload systemd-networkd (networkctl reload)")
         if plan.bonds and desired:
             changes.actions += [f"enslave {', '.join(s)} to {b} where networkd does not" for b, s in plan.bonds.items()]
-        changes.actions += converge_offloads(_link_offloads(desired), dry_run=True)
+        changes.actions += converge_offloads(_link_offloads(desired), dry_run=True).values()
         return changes
 
     def _converge(self, desired: dict[str, bytes], ctx: Context) -> Changes:
@@ -263,7 +263,7 @@ class NetworkdBackend(Backend):
             changes = self._write_files(desired, ctx)   # nothing differs; still reports unchanged files
             if desired:
                 self._enslave(plan.bonds, ctx)          # heal a slave someone released by hand
-                changes.actions += converge_offloads(_link_offloads(desired))   # or offloads set by hand
+                changes.actions += converge_offloads(_link_offloads(desired)).values()   # or offloads set by hand
             return changes
         deleted = delete_links(plan.delete_links)
         changes = self._write_files(desired, ctx)
@@ -278,7 +278,7 @@ class NetworkdBackend(Backend):
             self._wait_links(names, ctx.timeout_s)
             enslaved = self._enslave(plan.bonds, ctx)
             changes.actions += [f"enslaved {n}" for n in enslaved]
-            changes.actions += converge_offloads(_link_offloads(desired))
+            changes.actions += converge_offloads(_link_offloads(desired)).values()
         return changes
 
     def _enslave(self, bonds: dict[str, list[str]], ctx: Context) -> list[str]:

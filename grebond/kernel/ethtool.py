@@ -125,14 +125,14 @@ def wanted_offloads(end: BondEnd) -> dict[str, bool]:
     return {name: end.offloads for name in [*(t.name for t in end.tunnels), end.name]}
 
 
-def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> list[str]:
+def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> dict[str, str]:
     """Set each interface's offloads to ``wanted`` (on/off) wherever the kernel differs.
 
-    Returns what was (or, with ``dry_run``, would be) done. Interfaces that do not exist are
-    skipped: whoever creates them sets their features (udev from the .link file, NM from its
-    profile, the kernel backend right after creating them).
+    Returns what was (or, with ``dry_run``, would be) done, by interface. Interfaces that do not
+    exist are skipped: whoever creates them sets their features (udev from the .link file, NM
+    from its profile, the kernel backend right after creating them).
     """
-    done: list[str] = []
+    done: dict[str, str] = {}
     for name, on in wanted.items():
         try:
             have = features(name)
@@ -141,5 +141,5 @@ def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> list[st
         if have != offload_features(on):
             if not dry_run:
                 set_features(name, offload_features(on))
-            done.append(f"set {name} offloads {'on' if on else 'off'} (gso, tso, tso6, gro)")
+            done[name] = f"set {name} offloads {'on' if on else 'off'} (gso, tso, tso6, gro)"
     return done

@@ -257,7 +257,7 @@ def _plan(end: BondEnd, state: KernelState, changes: Changes) -> None:
         changes.recreated.append(f"{end.name} (mode changed)")
     elif options:
         changes.actions.append(f"set {end.name} {', '.join(options)}")
-    changes.actions += converge_offloads(wanted_offloads(end), dry_run=True)
+    changes.actions += converge_offloads(wanted_offloads(end), dry_run=True).values()
 
 
 def _converge(ip: Any, end: BondEnd, state: KernelState, changes: Changes) -> None:
@@ -350,10 +350,9 @@ def _converge(ip: Any, end: BondEnd, state: KernelState, changes: Changes) -> No
         if not fresh:
             act(f"added address {addr} to {end.name}")
 
-    # 5. offloads (ethtool ioctl; fresh devices included, so no `act` for those)
-    offloads = converge_offloads(wanted_offloads(end))
-    if not fresh:
-        changes.actions += offloads
+    # 5. offloads (ethtool ioctl), reported for devices that existed before
+    created = {t.name for t in end.tunnels if state.link(t.name) is None} | ({end.name} if fresh else set())
+    changes.actions += [a for name, a in converge_offloads(wanted_offloads(end)).items() if name not in created]
 
     # 6. up
     msg = ip.link("get", index=bond_index)[0]

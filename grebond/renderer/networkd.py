@@ -33,6 +33,8 @@ FILE_PREFIX = "40-grebond-"
 """Below 70 as systemd.netdev(5) asks; the name marks the file as grebond's."""
 
 ARP_MISSED_MAX_SINCE = 256          # ARPMissedMax= (systemd.netdev(5), v256)
+LINK_MATCH_KIND_SINCE = 251         # [Match] Kind= in .link files (systemd NEWS, 251)
+TCP6_OFFLOAD_SINCE = 235            # TCP6SegmentationOffload= in .link files (NEWS, 235); the rest 232
 NETWORKD_ARP_VALIDATE = ("none", "active", "backup", "all")
 """The values systemd's bond_arp_validate_table knows (src/shared/bond-util.c, checked on main):
 the kernel's filter, filter_active and filter_backup are not offered by any release."""
@@ -88,6 +90,11 @@ def check(ends: tuple[BondEnd, ...], source: str, target_systemd: int) -> list[P
                     f"'{mon.validate}' cannot be written for systemd-networkd: ARPValidate= accepts only "
                     f"{', '.join(NETWORKD_ARP_VALIDATE)}",
                     "use validate: none, or the kernel backend, which sets arp_validate over netlink"))
+        if end.offloads is not None and target_systemd < TCP6_OFFLOAD_SINCE:
+            problems.append(Problem(
+                source, None, f"{base}.offloads",
+                f"TCP6SegmentationOffload= needs systemd {TCP6_OFFLOAD_SINCE} or later (target: {target_systemd})",
+                "use --target-systemd with the real version, or the kernel backend"))
         xmit = end.options.xmit_hash_policy
         if xmit is not None and xmit not in NETWORKD_XMIT_HASH:
             problems.append(Problem(
@@ -141,10 +148,12 @@ def bond_netdev(end: BondEnd, target_systemd: int) -> list[Section]:
             ("Bond", bond)]  # type: ignore[list-item]
 
 
-def offload_link(ifname: str, kind: str, on: bool) -> list[Section]:
-    """udev's settings for one of grebond's devices: its offloads on or off."""
+def offload_link(ifname: str, kind: str, on: bool, target_systemd: int) -> list[Section]:
+    """udev's settings for one of grebond's devices: its offloads on or off (matched by kind too
+    where udev knows Kind=, so a physical NIC that happens to have the name never matches)."""
     value = "true" if on else "false"
-    return [("Match", [("OriginalName", ifname), ("Kind", kind)]),
+    match = [("OriginalName", ifname)] + ([("Kind", kind)] if target_systemd >= LINK_MATCH_KIND_SINCE else [])
+    return [("Match", match),
             ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]  # type: ignore[list-item]
 
 
@@ -186,9 +195,11 @@ def render(ends: tuple[BondEnd, ...], source: str, node: str, target_systemd: in
             files.append(RenderedFile(network, render_ini(slave_network(end, t), head)))
             netdevs[netdev] = t.name
             if end.offloads is not None:
-                files.append(RenderedFile(link_file_name(t.name), render_ini(offload_link(t.name, t.kind, end.offloads), head)))
+                link = offload_link(t.name, t.kind, end.offloads, target_systemd)
+                files.append(RenderedFile(link_file_name(t.name), render_ini(link, head)))
         if end.offloads is not None:
-            files.append(RenderedFile(link_file_name(end.name), render_ini(offload_link(end.name, "bond", end.offloads), head)))
+            link = offload_link(end.name, "bond", end.offloads, target_systemd)
+            files.append(RenderedFile(link_file_name(end.name), render_ini(link, head)))
         netdev, network = file_names(end.name)
         files.append(RenderedFile(netdev, render_ini(bond_netdev(end, target_systemd), head)))
         files.append(RenderedFile(network, render_ini(bond_network(end), [*head, *BOND_NETWORK_COMMENT])))

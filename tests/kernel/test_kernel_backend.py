@@ -90,6 +90,11 @@ def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
     assert link_field(lab, "r2", "bond0", r"arp_missed_max (\d+)") == "2"
     assert link_field(lab, "r2", "bond0", r"link/ether (\S+)") == \
         __import__("grebond.validation", fromlist=["x"]).load_config(cfg)[0].ends_of("r2")[0].mac
+    # balance-rr: GSO/TSO/GRO off on the bond and its tunnels, both ends, as ethtool shows them
+    for router in ("r2", "r1"):
+        for dev in ("bond0", "gre1", "gre2"):
+            assert lab.offloads(router, dev) == {"gso": "off", "tso": "off", "tso6": "off", "gro": "off"}, \
+                (router, dev)
     # largest DF payload = MTU - 28, one more fails
     assert lab.ping("r2", BOND_IP["r1"], count=3, size=1402 - 28, df=True).ok
     assert lab.ping("r2", BOND_IP["r1"], count=3, size=1402 - 28 + 1, df=True).received == 0
@@ -101,14 +106,15 @@ def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
     lab.sh("r2", "ip link set gre1 nomaster; ip link set gre2 nomaster; ip link set bond0 down;"
                  "ip link set bond0 type bond mode active-backup; ip link set gre2 down;"
                  "ip link set gre2 type gretap remote 10.65.0.99; ip link set gre2 master bond0;"
-                 "ip link set bond0 up; ip link set bond0 mtu 1500")
+                 "ip link set bond0 up; ip link set bond0 mtu 1500; ethtool -K gre1 rx-gro on")
     cp = grebond(lab, "r2", "verify", "-c", cfg)
     assert cp.returncode == 1, cp.stdout + cp.stderr
     for line in ("[FAIL] bond0 mode: expected balance-rr, got active-backup",
                  "[FAIL] gre1 master: expected bond0, got none",
                  "[FAIL] gre2 remote: expected 10.65.0.10, got 10.65.0.99",
                  "[FAIL] bond0 mtu: expected 1402, got 1500",
-                 "[FAIL] bond0 slaves: expected gre1,gre2, got gre2"):
+                 "[FAIL] bond0 slaves: expected gre1,gre2, got gre2",
+                 "[FAIL] gre1 offloads: expected off, got gso=off tso=off tso6=off gro=on"):
         assert line in cp.stdout, cp.stdout
     data = json.loads(grebond(lab, "r2", "verify", "-c", cfg, "--json").stdout)
     assert data["ok"] is False
@@ -119,6 +125,7 @@ def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
     out = apply(lab, "r2", cfg)
     assert "recreated bond0 (mode changed: active-backup -> balance-rr)" in out, out
     assert "recreated gre2 (remote changed)" in out, out
+    assert "set gre1 offloads off (gso, tso, tso6, gro)" in out, out
     cp = grebond(lab, "r2", "verify", "-c", cfg)
     assert cp.returncode == 0, cp.stdout
     assert wait_for(lambda: lab.ping("r2", BOND_IP["r1"], count=1, wait=1).ok, timeout=20)

@@ -81,6 +81,8 @@ def assert_working(lab: Lab, cfg: str, nm: NetworkManager, tunnels: tuple[str, .
         assert "master bond0" in d and "mtu 1402" in d and "ttl 255" in d, d
     assert grebond_links(lab) == sorted(["bond0", *tunnels])
     assert profiles() == sorted([UNRELATED, *(f"grebond-{n}" for n in ("bond0", *tunnels))])
+    for dev in ("bond0", *tunnels):     # balance-rr: NM's ethtool setting turned GSO/TSO/GRO off
+        assert lab.offloads("r2", dev) == {"gso": "off", "tso": "off", "tso6": "off", "gro": "off"}, dev
 
 
 def apply(lab: Lab, cfg: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -100,8 +100,21 @@ def test_networkd_cold_start_from_install_hook(lab_factory: Callable[..., Lab], 
                                                tmp_path: Path) -> None:
     lab = installed_with_peer(lab_factory, package, "networkd", tmp_path)
     written = sorted(p.name for p in package.path(NETDIR).glob(f"{PREFIX}*"))
-    assert written == sorted(f"{PREFIX}{n}.{e}" for n in ("bond0", "gre1", "gre2") for e in ("netdev", "network"))
-    boot_and_verify(lab, package, Networkd(tmp_path / "networkd.log", prefix=package.prefix, root=package.root))
+    assert written == sorted(f"{PREFIX}{n}.{e}" for n in ("bond0", "gre1", "gre2") for e in ("link", "netdev", "network"))
+    # The .link files (offloads) are udev's, and the guest's udevd runs outside the package's mount
+    # namespace: show it the installed ones, as a boot would, so that it, not grebond, sets the
+    # offloads of the devices networkd creates (the verify unit checks them).
+    Path(NETDIR).mkdir(parents=True, exist_ok=True)
+    shown = [Path(NETDIR) / p.name for p in package.path(NETDIR).glob(f"{PREFIX}*.link")]
+    for p in shown:
+        p.write_bytes(package.path(p).read_bytes())
+    lab.run("r2", "udevadm", "control", "--reload")
+    try:
+        boot_and_verify(lab, package, Networkd(tmp_path / "networkd.log", prefix=package.prefix, root=package.root))
+    finally:
+        for p in shown:
+            p.unlink(missing_ok=True)
+        lab.run("r2", "udevadm", "control", "--reload")
 
 
 def test_networkmanager_cold_start_from_install_hook(lab_factory: Callable[..., Lab], package: InstalledPackage,

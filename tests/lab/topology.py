@@ -295,6 +295,17 @@ class Lab:
         cp = self.run(router, *argv, check=False, timeout=count * interval + wait + 60)
         return parse_ping(cp.stdout + cp.stderr, cp.returncode)
 
+    def offloads(self, router: Router | str, dev: str) -> dict[str, str]:
+        """The four offloads grebond manages on ``dev``, as ``ethtool -k`` prints them ("on"/"off")."""
+        names = {"generic-segmentation-offload": "gso", "tx-tcp-segmentation": "tso",
+                 "tx-tcp6-segmentation": "tso6", "generic-receive-offload": "gro"}
+        out: dict[str, str] = {}
+        for line in self.run(router, "ethtool", "-k", dev).stdout.splitlines():
+            name, _, value = line.strip().partition(": ")
+            if name in names:
+                out[names[name]] = value.split()[0]
+        return out
+
     # ------------------------------------------------------------- impairments
     def _apply_qdisc(self, i: int) -> None:
         p = self.path(i)
