@@ -325,3 +325,16 @@ def test_write_refuses_a_users_file_with_our_name(in_repo: Path, tmp_path: Path,
     ctx = Context(config=config, node="r2", root=tmp_path)
     with pytest.raises(OwnershipError):
         backend.write(backend.render(ctx), ctx)
+
+
+def test_offloads_are_the_ethtool_setting_on_every_profile() -> None:
+    """balance-rr: feature-gso/tso/tx-tcp6-segmentation/gro false on the bond and each port; other
+    modes (auto) send no ethtool setting; NM before 1.14 has none and is refused."""
+    data = render(base())
+    for name in ("grebond-bond0.nmconnection", "grebond-gre1.nmconnection", "grebond-gre2.nmconnection"):
+        assert data[name]["ethtool"] == {k: ["false"] for k in
+                                         ("feature-gso", "feature-tso", "feature-tx-tcp6-segmentation", "feature-gro")}
+    assert not any("ethtool" in f for f in render(base("balance-xor")).values())
+    with pytest.raises(ConfigError) as err:
+        render(base(), target="1.12")
+    assert [p.path for p in err.value.problems] == ["links.bond0.offloads"]

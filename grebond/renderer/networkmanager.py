@@ -45,6 +45,7 @@ from grebond.renderer.ini import Section, render_ini
 DEFAULT_TARGET_NM = "1.42"
 """Debian 12's NetworkManager (1.42.4): the target when none is given and none is running."""
 ARP_MISSED_MAX_SINCE = (1, 44)
+ETHTOOL_FEATURES_SINCE = (1, 14)      # the ethtool setting and its feature-* keys (nm-setting-ethtool.h, 2018)
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"
 KEYFILE_MODE = 0o600                  # NM ignores keyfiles readable by group or others
 CONNECTION_PREFIX = "grebond-"
@@ -100,6 +101,12 @@ def check(ends: tuple[BondEnd, ...], source: str, target_nm: str) -> list[Proble
                 f"{since} (target: {target_nm})",
                 f"remove missed-max (the kernel default {DEFAULT_MISSED_MAX} needs no setting), use "
                 f"--target-nm {since} or later, or use the kernel or networkd backend"))
+        if end.offloads is not None and version < ETHTOOL_FEATURES_SINCE:
+            since = ".".join(map(str, ETHTOOL_FEATURES_SINCE))
+            problems.append(Problem(
+                source, None, f"{base}.offloads",
+                f"needs the ethtool setting, which NetworkManager has only since {since} (target: {target_nm})",
+                f"use --target-nm {since} or later, or the kernel or networkd backend"))
         for t in end.tunnels:
             if t.kind == "ip6gretap" and t.encaplimit is None:
                 problems.append(Problem(
