@@ -137,12 +137,14 @@ class Link:
     options: BondOptions = field(default_factory=BondOptions)
     allow_plaintext_underlay: bool = False
     offloads: bool | None = None
-    """GSO, TSO and GRO on the bond and its tunnels: False off, True on, None the kernel's choice.
+    """GSO, TSO and GRO on the bond and its tunnels: False off, True on, None (``auto``, the
+    default) the kernel's choice.
 
     balance-rr hands each tunnel a whole GSO burst (up to 64 KB) in turn, so one TCP flow arrives
     reordered by dozens of segments; with them off it alternates per packet (docs/performance.md:
-    1.91x -> 1.95x with 2 paths, 2.61x -> 2.89x with 3, at some CPU per packet). So validation
-    resolves ``auto`` to False for balance-rr and to None for the other modes."""
+    one stream over WireGuard 1.91-1.97x -> 1.99x with 2 paths, 2.73-2.79x -> 2.97x with 3, at
+    some CPU per packet). Not the default: in one lab boot of seven with them off, the guest
+    kernel (6.1) livelocked in WireGuard's GRO receive path; not root-caused."""
 
     def end(self, node: str) -> End:
         return next(e for e in self.ends if e.node == node)

@@ -268,7 +268,7 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
     monitor = _monitor(c, m, path, mode)
     options = _options(c, m, path, mode, monitor, tunnels)
     plaintext = c.boolean(m, "allow-plaintext-underlay", path, False)
-    offloads = _offloads(c, m, path, mode)
+    offloads = _offloads(c, m, path)
 
     # MTU: the smallest tunnel limits the bond; explicit values may only go lower.
     auto_mtu = min((_tunnel_mtu(t) for t in tunnels), default=0)
@@ -306,17 +306,16 @@ def _link(c: _Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | 
                       offloads=offloads)
 
 
-def _offloads(c: _Checker, m: LocatedMap, path: str, mode: model.BondMode) -> bool | None:
-    """``offloads``: on/off (YAML reads them as booleans) or auto: off for balance-rr, else untouched."""
+def _offloads(c: _Checker, m: LocatedMap, path: str) -> bool | None:
+    """``offloads``: on/off (YAML reads them as booleans) or auto (the default): the kernel's choice."""
     value = m.get("offloads", "auto")
     if isinstance(value, bool):
         return value
     if value != "auto":
         shown = f"'{value}'" if isinstance(value, str) else _describe(value)
         c.add(c.line(m, "offloads"), f"{path}.offloads", f"{shown} is not auto, on or off",
-              "use auto (off for balance-rr, the kernel's choice otherwise), on or off")
-        return None
-    return False if mode is model.BondMode.BALANCE_RR else None
+              "use off (one flow striped per packet in balance-rr), on, or auto (the kernel's choice)")
+    return None
 
 
 def _tunnel_mtu(t: model.Tunnel) -> int:

@@ -173,9 +173,8 @@ def test_write_into_root(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert f"removed {stale}" in out
     names = sorted(p.name for p in netdir.iterdir())
-    assert names == ["30-wg0.network", "40-grebond-bond0.link", "40-grebond-bond0.netdev",
-                     "40-grebond-bond0.network", "40-grebond-gre1.link", "40-grebond-gre1.netdev",
-                     "40-grebond-gre1.network", "40-grebond-gre2.link", "40-grebond-gre2.netdev",
+    assert names == ["30-wg0.network", "40-grebond-bond0.netdev", "40-grebond-bond0.network",
+                     "40-grebond-gre1.netdev", "40-grebond-gre1.network", "40-grebond-gre2.netdev",
                      "40-grebond-gre2.network", "50-other.netdev"]
     for name in names:
         if name.startswith("40-"):
@@ -231,15 +230,15 @@ def test_target_systemd_flag_on_render(in_repo: Path, tmp_path: Path, capsys: py
 
 
 def test_offloads_are_a_link_file_per_device_only_when_set() -> None:
-    """balance-rr: a .link per tunnel and bond turning the four offloads off (udev applies it when the
-    device appears); balance-xor leaves them to the kernel and writes none; 'on' writes true."""
-    rr = render(base())
-    link = rr["40-grebond-gre1.link"]
+    """offloads off: a .link per tunnel and bond turning the four offloads off (udev applies it when the
+    device appears); auto leaves them to the kernel and writes none; 'on' writes true."""
+    off = render(base(extra="offloads: off"))
+    link = off["40-grebond-gre1.link"]
     assert link["Match"] == {"OriginalName": ["gre1"], "Kind": ["gretap"]}
     assert link["Link"] == {k: ["false"] for k in ("GenericSegmentationOffload", "TCPSegmentationOffload",
                                                     "TCP6SegmentationOffload", "GenericReceiveOffload")}
-    assert rr["40-grebond-bond0.link"]["Match"] == {"OriginalName": ["bond0"], "Kind": ["bond"]}
-    assert not any(name.endswith(".link") for name in render(base("balance-xor")))
+    assert off["40-grebond-bond0.link"]["Match"] == {"OriginalName": ["bond0"], "Kind": ["bond"]}
+    assert not any(name.endswith(".link") for name in render(base()))
     on = render(base("balance-xor", "offloads: on"))
     assert all(v == ["true"] for v in on["40-grebond-gre2.link"]["Link"].values())
 
@@ -247,8 +246,9 @@ def test_offloads_are_a_link_file_per_device_only_when_set() -> None:
 def test_offloads_for_older_systemd() -> None:
     """.link Kind= exists since 251 (left out before: OriginalName= alone still matches);
     TCP6SegmentationOffload= since 235 (refused before, not silently dropped)."""
-    assert render(base(), target=250)["40-grebond-gre1.link"]["Match"] == {"OriginalName": ["gre1"]}
+    off = base(extra="offloads: off")
+    assert render(off, target=250)["40-grebond-gre1.link"]["Match"] == {"OriginalName": ["gre1"]}
     with pytest.raises(ConfigError) as err:
-        render(base(), target=234)
+        render(off, target=234)
     assert [p.path for p in err.value.problems] == ["links.bond0.offloads"]
     assert "235" in err.value.problems[0].message

@@ -53,8 +53,8 @@ CASES = {
                     "f.yaml:5: YAML syntax error: did not find expected ',' or ']'; "
                     "fix the indentation or quoting on that line"),
     "offloads-not-on-off-auto": (link_option("offloads: maybe"),
-                                 "f.yaml:4: links.bond0.offloads: 'maybe' is not auto, on or off; use auto "
-                                 "(off for balance-rr, the kernel's choice otherwise), on or off"),
+                                 "f.yaml:4: links.bond0.offloads: 'maybe' is not auto, on or off; use off (one flow "
+                                 "striped per packet in balance-rr), on, or auto (the kernel's choice)"),
     "wrong-type": (link_option("ttl: high"),
                    "f.yaml:4: links.bond0.ttl: must be a whole number, not the text 'high'; "
                    "use 1-255 (255 is the usual; 0 inherits)"),
@@ -301,11 +301,11 @@ def test_subprocess_exit_2_no_traceback(bad_config: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("mode", "written", "resolved"), [
-    ("balance-rr", None, False), ("balance-rr", "auto", False), ("balance-rr", "on", True),
-    ("balance-xor", None, None), ("balance-xor", "off", False), ("active-backup", "true", True),
+    ("balance-rr", None, None), ("balance-rr", "auto", None), ("balance-rr", "off", False),
+    ("balance-xor", "on", True), ("active-backup", "false", False),
 ])
-def test_offloads_auto_is_off_for_balance_rr_only(mode: str, written: str | None, resolved: bool | None) -> None:
-    """GSO/TSO/GRO off is what lets balance-rr stripe ONE flow per packet; other modes keep the kernel's."""
+def test_offloads_are_the_kernels_unless_set(mode: str, written: str | None, resolved: bool | None) -> None:
+    """off (what lets balance-rr stripe ONE flow per packet) and on are explicit; auto leaves the kernel's."""
     text = link_option(f"mode: {mode}")
     if written is not None:
         text = link_option(f"offloads: {written}", text)

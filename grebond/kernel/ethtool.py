@@ -1,7 +1,7 @@
 """Reading and setting a device's offload features through the ethtool ioctl (SIOCETHTOOL).
 
-grebond turns generic segmentation, TCP segmentation (IPv4 and IPv6) and generic receive
-offload off on a balance-rr bond and its tunnels (see ``model.Link.offloads``). systemd-networkd
+With ``offloads: off`` grebond turns generic segmentation, TCP segmentation (IPv4 and IPv6) and
+generic receive offload off on a bond and its tunnels (see ``model.Link.offloads``). systemd-networkd
 sets them from a ``.link`` file through udev, NetworkManager from its ``ethtool`` setting; the
 kernel backend and the verifier use this module. It speaks the feature-string interface
 (ETHTOOL_GSTRINGS / GFEATURES / SFEATURES) that ``ethtool -k/-K`` uses, by the kernel's own

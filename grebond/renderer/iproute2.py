@@ -3,7 +3,7 @@
 Corrections over the hand-typed recipe: the bond MTU is set (a bond pushes 1500 onto its
 gretaps otherwise), the bond gets a fixed MAC before anything is enslaved, a monitor that can
 see a dead tunnel (ARP) is configured, and each tunnel is down while it is enslaved. When the
-model sets offloads (off by default for balance-rr), ``ethtool -K`` sets the same four kernel
+model sets offloads (``offloads: on|off``), ``ethtool -K`` sets the same four kernel
 features the other backends set, by the kernel's names.
 """
 

@@ -11,7 +11,7 @@ Why each choice (details in the reference, section A):
   stale when the first slave changes.
 - Options the target systemd cannot express are refused (ConfigError) unless the value is the
   kernel's default anyway: a file that silently drops an option is worse than no file.
-- Offloads (``offloads:``, off by default for balance-rr) go in a ``.link`` file per device:
+- Offloads (``offloads: on|off``; ``auto`` writes none) go in a ``.link`` file per device:
   networkd has no key for them, udev applies .link files when a device appears (so at boot, and
   whenever networkd recreates one). It replaces 99-default.link for that device, which only
   names physical NICs and randomises nothing grebond relies on (the bond's MAC is in its .netdev).

@@ -24,7 +24,7 @@ Why each choice (details in the reference, section B, and lab-facts.md):
 - The MAC (``cloned-mac-address``) and MTU are on the bond's ``[ethernet]`` setting; each port
   carries the same MTU in ``ip-tunnel.mtu``: a bond pushes its MTU onto its ports, never the
   reverse, and a bond at 1500 blackholes packets over WireGuard.
-- Offloads (``offloads:``, off by default for balance-rr) are the ``ethtool`` setting's
+- Offloads (``offloads: on|off``; ``auto`` leaves the kernel's) are the ``ethtool`` setting's
   feature-gso/tso/tx-tcp6-segmentation/gro on the bond and on every port; NM sets them each time it
   activates the device (checked with nmcli 1.42.4: accepted on bond and ip-tunnel profiles).
 - Ownership: the keyfile starts with grebond's generated header, AND every profile carries the

@@ -73,7 +73,7 @@ def link_field(lab: Lab, router: str, dev: str, pattern: str) -> str:
 
 
 def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
-    cfg = config_copy(tmp_path)
+    cfg = config_copy(tmp_path, SEED.read_text() + "    offloads: off\n")
     out_r2 = apply(lab, "r2", cfg, "--node", "r2")
     apply(lab, "r1", cfg)                                        # node detected from its underlay addresses
     assert "created bond bond0" in out_r2
@@ -90,7 +90,7 @@ def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
     assert link_field(lab, "r2", "bond0", r"arp_missed_max (\d+)") == "2"
     assert link_field(lab, "r2", "bond0", r"link/ether (\S+)") == \
         __import__("grebond.validation", fromlist=["x"]).load_config(cfg)[0].ends_of("r2")[0].mac
-    # balance-rr: GSO/TSO/GRO off on the bond and its tunnels, both ends, as ethtool shows them
+    # `offloads: off`: GSO/TSO/GRO off on the bond and its tunnels, both ends, as ethtool shows them
     for router in ("r2", "r1"):
         for dev in ("bond0", "gre1", "gre2"):
             assert lab.offloads(router, dev) == {"gso": "off", "tso": "off", "tso6": "off", "gro": "off"}, \

@@ -75,7 +75,7 @@ def installed_with_peer(lab_factory: Callable[..., Lab], pkg: InstalledPackage, 
                         tmp_path: Path) -> Lab:
     """r1 on the seed model, the package installed on r2 with it; the running network untouched."""
     lab = lab_factory(root_router="r2")
-    cfg = model()
+    cfg = model(extra="offloads: off")      # so the verify unit checks what udev or NM set at boot
     build_peer(lab, write_config(tmp_path, cfg))
     install_with(pkg, backend, cfg)
     assert grebond_links(lab) == [], "the install hook must not touch the running network"

@@ -8,9 +8,6 @@ set -e
 ip link add gre61 mtu 1362 type ip6gretap local fd65::6 remote fd65::2 ttl 255 encaplimit none
 ip link add gre62 mtu 1362 type ip6gretap local fd65::a remote fd65::e ttl 255 encaplimit none
 ip link add bond6 address 02:33:cd:d2:cc:6d mtu 1362 type bond mode balance-rr arp_interval 100 arp_ip_target 10.68.0.1 arp_validate none arp_missed_max 2
-ethtool -K gre61 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
-ethtool -K gre62 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
-ethtool -K bond6 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
 ip link set dev gre61 down
 ip link set dev gre61 master bond6
 ip link set dev gre62 down

@@ -8,9 +8,6 @@ set -e
 ip link add gre1 mtu 1402 type gretap local 10.65.0.2 remote 10.65.0.6 ttl 255
 ip link add gre2 mtu 1402 type gretap local 10.65.0.14 remote 10.65.0.10 ttl 255
 ip link add bond0 address 02:53:97:02:f4:8a mtu 1402 type bond mode balance-rr arp_interval 100 arp_ip_target 10.67.0.2 arp_validate none arp_missed_max 2
-ethtool -K gre1 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
-ethtool -K gre2 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
-ethtool -K bond0 tx-generic-segmentation off tx-tcp-segmentation off tx-tcp6-segmentation off rx-gro off
 ip link set dev gre1 down
 ip link set dev gre1 master bond0
 ip link set dev gre2 down
