@@ -260,13 +260,15 @@ def verify(config: Config, node: str, *, settle_s: float = 0.0,
 
     Raises SystemAccessError (exit 3) when the kernel cannot be read.
     """
+    from grebond.kernel.ethtool import wanted_offloads
     from grebond.kernel.reader import read_state
 
     deadline = time.monotonic() + settle_s
     remotes = remotes_of(config, node)
+    offloaded = [name for end in config.ends_of(node) for name in wanted_offloads(end)]
     while True:
         try:
-            report = compare(config, node, read_state(remotes))
+            report = compare(config, node, read_state(remotes, offloaded))
         except SystemAccessError:
             raise
         except OSError as exc:

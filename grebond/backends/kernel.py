@@ -44,11 +44,12 @@ class KernelBackend(Backend):
 
     def apply(self, ctx: Context) -> Changes:
         from grebond.kernel import netlink
+        from grebond.kernel.ethtool import wanted_offloads
         from grebond.kernel.reader import read_state
         from grebond.verifier import verify
 
         ends = ctx.config.ends_of(ctx.node)
-        before = read_state()
+        before = read_state(features=[name for end in ends for name in wanted_offloads(end)])   # for rollback
         total = Changes()
         for end in ends:
             done = netlink.converge(end, before, dry_run=ctx.dry_run)

@@ -45,19 +45,18 @@ def _ioctl(ifname: str, payload: bytearray) -> int:
             del buffer   # release the export of ``payload`` before the caller reads it
 
 
-_names: tuple[str, ...] = ()
+_bit_index: dict[str, int] = {}
+
+
+def _bits(ifname: str) -> tuple[dict[str, int], int]:
+    """Feature name -> bit, and the number of 32-bit blocks. One list for every device of the
+    kernel (netdev_features_strings), so it is asked for once, through whichever device comes first."""
+    if not _bit_index:
+        _bit_index.update((name, i) for i, name in enumerate(_feature_names(ifname)))
+    return _bit_index, (len(_bit_index) + 31) // 32
 
 
 def _feature_names(ifname: str) -> tuple[str, ...]:
-    """The kernel's feature names in bit order: one list for every device (netdev_features_strings),
-    so it is asked for once per process, through whichever device comes first."""
-    global _names
-    if not _names:
-        _names = _ask_feature_names(ifname)
-    return _names
-
-
-def _ask_feature_names(ifname: str) -> tuple[str, ...]:
     info = bytearray(struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0))
     _ioctl(ifname, info)
     count = struct.unpack_from("=I", info, 16)[0]
@@ -67,11 +66,6 @@ def _ask_feature_names(ifname: str) -> tuple[str, ...]:
     raw = strings[12:]
     return tuple(raw[i * ETH_GSTRING_LEN:(i + 1) * ETH_GSTRING_LEN].split(b"\0", 1)[0].decode()
                  for i in range(count))
-
-
-def _bits(ifname: str) -> tuple[dict[str, int], int]:
-    names = _feature_names(ifname)
-    return {name: i for i, name in enumerate(names)}, (len(names) + 31) // 32
 
 
 def features(ifname: str, names: tuple[str, ...] = tuple(OFFLOADS.values())) -> dict[str, bool]:

@@ -89,7 +89,7 @@ class LinkState:
     slave: SlaveInfo | None = None
     rx_bytes: int = 0
     tx_bytes: int = 0
-    features: dict[str, bool] = field(default_factory=dict)   # the offloads (model.OFFLOADS) of tunnels and bonds
+    features: dict[str, bool] = field(default_factory=dict)   # model.OFFLOADS, read only when asked for
 
     @property
     def admin_up(self) -> bool:
@@ -277,8 +277,9 @@ def _addresses(ip: Any) -> dict[int, list[str]]:
     return out
 
 
-def read_state(remotes: Iterable[str] = ()) -> KernelState:
-    """Every link with its addresses, plus the route to each of ``remotes``.
+def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> KernelState:
+    """Every link with its addresses, plus the route to each of ``remotes``, plus the offload
+    features of the links named in ``features`` (one ioctl each: only where the model sets them).
 
     Raises SystemAccessError when netlink cannot be read.
     """
@@ -293,7 +294,7 @@ def read_state(remotes: Iterable[str] = ()) -> KernelState:
         for m in msgs:
             link = _link(m, names, addrs)
             links[link.name] = link
-        _add_features(links)
+        _add_features(links, features)
         routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
     except NetlinkError as exc:
         raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
@@ -302,14 +303,14 @@ def read_state(remotes: Iterable[str] = ()) -> KernelState:
     return KernelState(links=links, routes=routes)
 
 
-def _add_features(links: dict[str, LinkState]) -> None:
-    """The offload features of grebond's kinds of device (one ethtool ioctl each; not in the link dump)."""
+def _add_features(links: dict[str, LinkState], names: Iterable[str]) -> None:
+    """The offload features of the links in ``names`` (not in the link dump: an ethtool ioctl each)."""
     from grebond.kernel.ethtool import features
 
-    for name, link in links.items():
-        if link.kind in ("gretap", "ip6gretap", "bond"):
+    for name in names:
+        if name in links:
             try:
-                links[name] = replace(link, features=features(name))
+                links[name] = replace(links[name], features=features(name))
             except SystemAccessError:
                 pass   # gone since the dump; its other checks say so
 

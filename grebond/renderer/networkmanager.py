@@ -158,19 +158,16 @@ def _ip_settings(addresses: tuple[Any, ...], family: int) -> dict[str, tuple[str
                                         for a in mine])}
 
 
-def _with_offloads(end: BondEnd, profile: Plain) -> Plain:
-    """``profile`` with an ``ethtool`` setting before ``user`` when the model sets offloads."""
+def _ethtool(end: BondEnd) -> Plain:
+    """The ``ethtool`` setting when the model sets offloads, else nothing (the kernel's)."""
     if end.offloads is None:
-        return profile
-    user = profile.pop("user")
-    profile["ethtool"] = {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}
-    profile["user"] = user
-    return profile
+        return {}
+    return {"ethtool": {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}}
 
 
 def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     """The bond profile: addresses, MAC and MTU live here; activating it activates its ports."""
-    return _with_offloads(end, {
+    return {
         "connection": {"id": ("s", connection_id(end.name)), "uuid": ("s", end.uuid(end.name)),
                        "type": ("s", "bond"), "interface-name": ("s", end.name),
                        "autoconnect": ("b", True),
@@ -179,8 +176,9 @@ def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
         "bond": {"options": ("a{ss}", bond_options(end, target_nm))},
         "ipv4": _ip_settings(end.addresses, 4),
         "ipv6": _ip_settings(end.addresses, 6),
+        **_ethtool(end),
         "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
-    })
+    }
 
 
 def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
@@ -193,7 +191,7 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
     if t.kind == "ip6gretap" and t.encaplimit is not None:
         tunnel["encapsulation-limit"] = ("u", t.encaplimit)
     tunnel["mtu"] = ("u", t.mtu)
-    return _with_offloads(end, {
+    return {
         "connection": {"id": ("s", connection_id(t.name)), "uuid": ("s", end.uuid(t.name)),
                        "type": ("s", "ip-tunnel"), "interface-name": ("s", t.name),
                        "master": ("s", end.uuid(end.name)), "slave-type": ("s", "bond"),
@@ -204,8 +202,9 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
         # is still random the first port's MAC (bond_main.c:bond_enslave). Either order then ends
         # with the modelled MAC; ports take the bond's MAC once enslaved anyway (fail_over_mac none).
         "802-3-ethernet": {"assigned-mac-address": ("s", end.mac)},
+        **_ethtool(end),
         "user": {"data": ("a{ss}", {USER_KEY: user_value(end)})},
-    })
+    }
 
 
 def settings(ends: tuple[BondEnd, ...], source: str, node: str,
