@@ -2,7 +2,7 @@
 
 A copy of ``sleep`` named NetworkManager stands in for the daemon's process (grebond looks for it
 by name before it talks D-Bus); the bus is really unreachable (DBUS_SYSTEM_BUS_ADDRESS points at a
-socket that does not exist). The lab tests cover NM itself (tests/kernel/).
+socket that does not exist). The lab tests cover NM itself (tests/live/).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """check-paths decisions on hand-made observations: no kernel, no pyroute2, no mocks.
 
 Why: ``grebond.paths.assess`` is where every warning is decided; the kernel tests
-(tests/kernel/test_check_paths.py) only prove the observations are read correctly.
+(tests/live/test_check_paths.py) only prove the observations are read correctly.
 """
 
 from __future__ import annotations

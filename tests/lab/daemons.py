@@ -1,6 +1,6 @@
 """The network daemons run by hand in the lab guest (which has no systemd as PID 1), with the
 system bus they need; stopped by pid, their output kept in a log for failure messages.
-The pytest fixtures ``networkd`` and ``nm`` (tests/kernel/conftest.py) start nothing: a test
+The pytest fixtures ``networkd`` and ``nm`` (tests/live/conftest.py) start nothing: a test
 calls ``start()`` when its scenario says the daemon comes up.
 
 ``prefix`` runs the daemon under a wrapper (``nsenter`` into the mount namespace where the

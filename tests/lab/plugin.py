@@ -281,7 +281,7 @@ class LabDelegator:
         if self.config.inipath:
             argv += ["-c", str(self.config.inipath)]
         argv += ids
-        # pyroute2 0.7.2 beside the venv's (tests/kernel/test_kernel_backend.py): served from RAM too
+        # pyroute2 0.7.2 beside the venv's (tests/live/test_kernel_backend.py): served from RAM too
         extra = sorted((rootdir / ".lab").glob("pyroute2-*"))
         script = guest_script(run_dir, f"cd {shlex.quote(str(rootdir))} && {shlex.join(argv)}",
                               self._guest_env(run_dir), ram_extra=extra)

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
-from kernel.test_networkd import PEER_BOND_IP, PREFIX, build_peer, grebond_links, model, write_config
 from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.package import InstalledPackage, find_deb
 from lab.topology import Lab, wait_for
 from needs import need
+
+from live.helpers import (
+    PEER_BOND_IP,
+    PREFIX,
+    build_peer,
+    grebond_links,
+    model,
+    write_config,
+)
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 

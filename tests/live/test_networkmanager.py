@@ -17,19 +17,28 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
-from kernel.test_networkd import PEER_BOND_IP, build_peer, detail, grebond, model, verify, write_config
-from lab.daemons import NM_KEYDIR as KEYDIR
 from lab.daemons import NetworkManager
 from lab.topology import Lab, wait_for
+
+from live.helpers import (
+    KEYDIR,
+    PEER_BOND_IP,
+    UNRELATED,
+    build_peer,
+    detail,
+    grebond,
+    keyfiles,
+    model,
+    nmcli,
+    profiles,
+    verify,
+    write_config,
+)
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 
 BOND_FIELDS = ("mode", "miimon", "arp_interval", "arp_ip_target", "arp_validate", "arp_missed_max", "primary",
                "updelay", "downdelay")
-UNRELATED = "lab-unrelated"
-OURS = ("grebond-bond0", "grebond-gre1", "grebond-gre2", "grebond-gre3")
-"""This test's profiles. The guest's /etc overlays the host's, so other files may appear there."""
 
 
 def grebond_links(lab: Lab) -> list[str]:
@@ -38,19 +47,7 @@ def grebond_links(lab: Lab) -> list[str]:
     return sorted(set(re.findall(r"^\d+:\s+((?:bond|gre)\d+)[@:]", out, re.M)) - {"gre0"})
 
 
-def nmcli(*args: str) -> str:
-    done = subprocess.run(["nmcli", *args], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"nmcli {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
 
-
-def profiles() -> list[str]:
-    """NM's profiles among this test's own (the unrelated one and grebond's)."""
-    return sorted(n for n in nmcli("-t", "-f", "NAME", "connection", "show").splitlines() if n in (*OURS, UNRELATED))
-
-
-def keyfiles() -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in KEYDIR.glob("grebond-*.nmconnection") if p.stem in OURS}
 
 
 def bond_state(lab: Lab, router: str = "r2") -> dict[str, str]:

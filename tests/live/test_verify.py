@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from lab.topology import Lab, wait_for
 
 from .test_kernel_backend import BOND_IP, config_copy, grebond

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from lab.daemons import NETWORKD_DIR, NM_KEYDIR, Networkd, NetworkManager
 
 NETWORKD_PREFIX = "40-grebond-"

@@ -19,11 +19,21 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
-from kernel.test_networkd import NETDIR, PREFIX, assert_working, build_peer, grebond, grebond_links, model, write_config
-from kernel.test_networkmanager import keyfiles, profiles
 from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.topology import Lab, wait_for
+
+from live.helpers import (
+    NETDIR,
+    PREFIX,
+    assert_working,
+    build_peer,
+    grebond,
+    grebond_links,
+    keyfiles,
+    model,
+    profiles,
+    write_config,
+)
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 

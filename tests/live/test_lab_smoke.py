@@ -10,7 +10,6 @@ import re
 from typing import Callable
 
 import pytest
-
 from lab.topology import SEED_V4, SEED_V6, Lab, lab_netns, root_links, wait_for
 
 pytestmark = pytest.mark.kernel

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lab.topology import SEED_V6, Lab, wait_for
 from needs import need
 
