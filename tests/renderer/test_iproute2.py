@@ -11,7 +11,7 @@ from grebond.backends.base import Context
 from grebond.backends.registry import get
 from grebond.validation import parse_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 
 

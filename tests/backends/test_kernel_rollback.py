@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from kernel_states import SEED, matching_state
+
 from grebond.backends.kernel import as_it_was
 from grebond.kernel.reader import KernelState
 from grebond.validation import load_config
 from grebond.verifier import expected_addresses, expected_bond_options, expected_tunnel
-from test_verifier_unit import SEED, matching_state
 
 
 def test_matching_kernel_reads_back_as_the_model() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from grebond.procs import running_pid
 from needs import need
 
-SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
+SEED = Path(__file__).resolve().parents[2] / "examples" / "seed.yaml"
 KEYDIR = Path("/etc/NetworkManager/system-connections")
 
 

@@ -3,46 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
+from kernel_states import OFF, SEED, UP, matching_state
 
+from grebond.kernel.reader import (
+    KernelState,
+    LinkState,
+    Route,
+    SlaveInfo,
+)
 from grebond.model import OFFLOADS
-from grebond.kernel.reader import IFF_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
-from grebond.status import collect, lines as status_lines
+from grebond.status import collect
+from grebond.status import lines as status_lines
 from grebond.validation import load_config
 from grebond.verifier import compare
-
-SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
-UP = IFF_UP | 0x10000
-OFF = {name: False for name in OFFLOADS.values()}     # what `offloads: off` sets
 
 
 @pytest.fixture(scope="module")
 def config():  # type: ignore[no-untyped-def]
     return load_config(str(SEED))[0]
-
-
-def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-untyped-def]
-    """What the kernel holds after a correct apply of ``node`` (built from the model by hand)."""
-    end = config.ends_of(node)[0]
-    links: dict[str, LinkState] = {}
-    routes: dict[str, Route | None] = {}
-    for i, t in enumerate(end.tunnels, start=1):
-        links[t.name] = LinkState(
-            index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac="aa:bb:cc:00:00:0%d" % i, flags=UP,
-            operstate="UNKNOWN", carrier=True, master=end.name,
-            tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
-            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500, features=OFF)
-        links[f"wg{i}"] = LinkState(index=20 + i, name=f"wg{i}", kind="wireguard", mtu=1440, mac=None,
-                                    flags=UP, operstate="UNKNOWN", carrier=True, addresses=(f"{t.local}/32",))
-        routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
-    links[end.name] = LinkState(
-        index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
-        carrier=True, addresses=tuple(str(a) for a in end.addresses) + ("fe80::1/64",),
-        bond=BondInfo(mode="balance-rr", arp_interval=100, arp_ip_targets=tuple(str(a) for a in end.arp_targets),
-                      arp_validate="none", arp_missed_max=2), features=OFF)
-    return KernelState(links=links, routes=routes)
 
 
 def failed(report) -> dict[tuple[str, str], tuple[object, object]]:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED = (REPO / "examples" / "seed.yaml").read_text()
 
 # The new model: another mode, a changed remote, gre1 removed, gre3 added.

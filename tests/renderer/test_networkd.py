@@ -20,7 +20,7 @@ from grebond.renderer import networkd
 from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ("seed", "ipv6")
 
 
@@ -47,7 +47,7 @@ def test_golden(in_repo: Path, example: str, node: str) -> None:
         assert f.name.startswith(networkd.FILE_PREFIX)
         assert f.mode == 0o644
         assert_golden(f"networkd/{example}/{node}/{f.name}", f.content)
-    golden_dir = Path(__file__).parent / "golden" / "networkd" / example / node
+    golden_dir = Path(__file__).parents[1] / "golden" / "networkd" / example / node
     if golden_dir.is_dir():  # no stale golden file for a file no longer rendered
         assert sorted(p.name for p in golden_dir.iterdir()) == sorted(f.name for f in rendering.files)
 

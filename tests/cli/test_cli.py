@@ -12,7 +12,7 @@ from grebond import __version__
 from grebond.cli import main
 from needs import need
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED = str(REPO / "examples" / "seed.yaml")
 
 

@@ -25,7 +25,7 @@ from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
 from needs import need
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NMCLI = shutil.which("nmcli")
 
 
