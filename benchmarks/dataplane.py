@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from lab.topology import SEED_V4, SEED_V6, Lab, wait_for  # noqa: E402
 
-from grebond.model import BondEnd  # noqa: E402
+from grebond.model import LocalBond  # noqa: E402
 from grebond.renderer.iproute2 import commands, tunnel_argv  # noqa: E402
 from grebond.validation import parse_config  # noqa: E402
 
@@ -73,13 +73,13 @@ def model_yaml(lab: Lab, paths: Iterable[int], *, underlay_mtu: int, mode: str =
     return "\n".join(lines) + "\n"
 
 
-def bond_ends(text: str) -> dict[str, BondEnd]:
+def bond_ends(text: str) -> dict[str, LocalBond]:
     """Parse the model with grebond's validator (warnings ignored: miimon-only is deliberate here)."""
     config, _warnings = parse_config(text, "<benchmark>")
-    return {node: config.ends_of(node)[0] for node in ("r2", "r1")}
+    return {node: config.bonds_of(node)[0] for node in ("r2", "r1")}
 
 
-def build_bond(lab: Lab, text: str) -> dict[str, BondEnd]:
+def build_bond(lab: Lab, text: str) -> dict[str, LocalBond]:
     """Run grebond's iproute2 commands for both ends, then wait until the bond passes traffic."""
     ends = bond_ends(text)
     for node, end in ends.items():
@@ -93,7 +93,7 @@ def build_bond(lab: Lab, text: str) -> dict[str, BondEnd]:
     return ends
 
 
-def teardown_bond(lab: Lab, ends: dict[str, BondEnd]) -> None:
+def teardown_bond(lab: Lab, ends: dict[str, LocalBond]) -> None:
     for node, end in ends.items():
         lab.run(node, "ip", "link", "del", end.name, check=False)
         for t in end.tunnels:

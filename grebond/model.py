@@ -1,7 +1,7 @@
 """The typed model: one link described once for both of its ends.
 
 Built only by ``grebond.validation`` from a checked config; frozen so renderers and backends
-can share it freely. ``Config.ends_of(node)`` gives the view from one router, where each
+can share it freely. ``Config.bonds_of(node)`` gives the view from one router, where each
 tunnel's addresses become ``local`` and ``remote``.
 """
 
@@ -99,7 +99,7 @@ class Tunnel:
     """One GRETAP (or ip6gretap) tunnel, i.e. one underlay path, as seen from both ends."""
 
     name: str
-    ends: tuple[tuple[str, IPAddress], ...]   # (node, that node's underlay address), in file order
+    underlay: tuple[tuple[str, IPAddress], ...]   # (node, that node's underlay address), in file order
     ttl: int = DEFAULT_TTL
     underlay_mtu: int = DEFAULT_UNDERLAY_MTU
     key: int | None = None
@@ -107,14 +107,14 @@ class Tunnel:
 
     @property
     def family(self) -> int:
-        return self.ends[0][1].version
+        return self.underlay[0][1].version
 
     @property
     def kind(self) -> str:
         return "gretap" if self.family == 4 else "ip6gretap"
 
     def address_of(self, node: str) -> IPAddress:
-        return dict(self.ends)[node]
+        return dict(self.underlay)[node]
 
 
 @dataclass(frozen=True)
@@ -163,13 +163,13 @@ class Config:
         """Every node, sorted, so 'render all' is deterministic."""
         return tuple(sorted({e.node for link in self.links for e in link.ends}))
 
-    def ends_of(self, node: str) -> tuple[BondEnd, ...]:
+    def bonds_of(self, node: str) -> tuple[LocalBond, ...]:
         """The bonds ``node`` is an end of, seen from that node."""
-        return tuple(BondEnd.of(link, node) for link in self.links if node in (e.node for e in link.ends))
+        return tuple(LocalBond.of(link, node) for link in self.links if node in (e.node for e in link.ends))
 
 
 @dataclass(frozen=True)
-class TunnelEnd:
+class LocalTunnel:
     """A tunnel from one node's side: what that node's kernel is told."""
 
     name: str
@@ -187,13 +187,13 @@ class TunnelEnd:
 
 
 @dataclass(frozen=True)
-class BondEnd:
+class LocalBond:
     """A link from one node's side: everything a renderer or backend needs for that router."""
 
     link: Link
     node: str
     peer: str
-    tunnels: tuple[TunnelEnd, ...]
+    tunnels: tuple[LocalTunnel, ...]
     addresses: tuple[IPInterface, ...]
     peer_addresses: tuple[IPInterface, ...]
     arp_targets: tuple[IPv4Address, ...]
@@ -239,10 +239,10 @@ class BondEnd:
         return str(uuid.uuid5(uuid.UUID(_UUID_NAMESPACE), f"{self.node}/{self.name}/{ifname}"))
 
     @classmethod
-    def of(cls, link: Link, node: str) -> BondEnd:
+    def of(cls, link: Link, node: str) -> LocalBond:
         peer = link.peer_of(node)
         tunnels = tuple(
-            TunnelEnd(name=t.name, kind=t.kind, local=t.address_of(node), remote=t.address_of(peer.node),
+            LocalTunnel(name=t.name, kind=t.kind, local=t.address_of(node), remote=t.address_of(peer.node),
                       ttl=t.ttl, key=t.key, mtu=link.mtu, encaplimit=t.encaplimit)
             for t in link.tunnels
         )

@@ -27,7 +27,7 @@ def resolve_node(config: Config, given: str | None,
         return given
     if local_addresses is not None:
         present = {ip_address(a.split("%")[0]) for a in local_addresses()}
-        matches = [n for n in nodes if any(t.local in present for e in config.ends_of(n) for t in e.tunnels)]
+        matches = [n for n in nodes if any(t.local in present for e in config.bonds_of(n) for t in e.tunnels)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

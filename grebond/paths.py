@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grebond.errors import SystemAccessError
-from grebond.model import BondEnd, BondMode
+from grebond.model import LocalBond, BondMode
 
 if TYPE_CHECKING:
     from grebond.kernel.reader import KernelState
@@ -91,7 +91,7 @@ class BondReport:
 
 
 # ----------------------------------------------------------------------------- decisions (pure)
-def assess(end: BondEnd, paths: Sequence[PathInfo], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
+def assess(end: LocalBond, paths: Sequence[PathInfo], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
            bond_devices: Iterable[str] = ()) -> list[Finding]:
     """Judge one bond end's observed paths. Pure: same input, same findings, in a stable order.
 
@@ -151,7 +151,7 @@ def assess(end: BondEnd, paths: Sequence[PathInfo], rtt_threshold_ms: float = DE
     return out
 
 
-def assess_rtt(end: BondEnd, paths: Sequence[PathInfo], threshold_ms: float) -> list[Finding]:
+def assess_rtt(end: LocalBond, paths: Sequence[PathInfo], threshold_ms: float) -> list[Finding]:
     """Flag unequal round trips when the bond's mode spreads one flow over several tunnels."""
     bond = end.name
     out: list[Finding] = []
@@ -178,7 +178,7 @@ def assess_rtt(end: BondEnd, paths: Sequence[PathInfo], threshold_ms: float) -> 
     return out
 
 
-def recommend(end: BondEnd) -> str:
+def recommend(end: LocalBond) -> str:
     """The fix to name for unequal paths; why: see RECOMMENDED_UNEQUAL_MODE."""
     return (f"use 'mode: {RECOMMENDED_UNEQUAL_MODE.value}' with 'xmit-hash-policy: {RECOMMENDED_UNEQUAL_HASH}' "
             "(each flow stays on one tunnel; many flows use them all), or 'mode: active-backup' with "
@@ -238,7 +238,7 @@ def as_json(reports: Sequence[BondReport]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- observation
-def observed_paths(end: BondEnd, state: KernelState) -> list[PathInfo]:
+def observed_paths(end: LocalBond, state: KernelState) -> list[PathInfo]:
     """Each tunnel's underlay path as the kernel snapshot ``state`` shows it (pure; no RTT).
 
     The verifier, ``check-paths`` and apply's plaintext refusal all start from this, so they
@@ -259,8 +259,8 @@ def observed_paths(end: BondEnd, state: KernelState) -> list[PathInfo]:
     return out
 
 
-def observe(ends: Sequence[BondEnd], measure_rtt: bool = True,
-            probes: int | None = None) -> list[tuple[BondEnd, list[PathInfo]]]:
+def observe(ends: Sequence[LocalBond], measure_rtt: bool = True,
+            probes: int | None = None) -> list[tuple[LocalBond, list[PathInfo]]]:
     """Ask the kernel for each tunnel's route and measure its RTT. SystemAccessError if netlink fails."""
     from grebond.kernel.reader import read_state
 
@@ -292,7 +292,7 @@ def bond_names() -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the whole check
-def check(ends: Sequence[BondEnd], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
+def check(ends: Sequence[LocalBond], rtt_threshold_ms: float = DEFAULT_RTT_THRESHOLD_MS,
           measure_rtt: bool = True) -> list[BondReport]:
     """Observe, then assess every bond of the node."""
     bonds = bond_names()
@@ -309,7 +309,7 @@ class PlaintextUnderlayError(SystemAccessError):
     exit_status = 2
 
 
-def require_encrypted_underlay(ends: Sequence[BondEnd]) -> None:
+def require_encrypted_underlay(ends: Sequence[LocalBond]) -> None:
     """Refuse (before apply changes anything) when a tunnel's remote routes over a non-WireGuard device.
 
     GRE adds no encryption; grebond's design relies on WireGuard underneath. A link may opt out

@@ -45,7 +45,7 @@ def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondSt
     """The status of every bond the config gives ``nodes`` (bonds absent here are listed as absent)."""
     out = []
     for node in nodes:
-        for end in config.ends_of(node):
+        for end in config.bonds_of(node):
             bond = state.link(end.name)
             info = bond.bond if bond is not None else None
             tunnels = [state.link(t.name) for t in end.tunnels]

@@ -482,7 +482,7 @@ def _tunnels(c: _Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int |
                   f"{tpath}.underlay-mtu", f"{tumtu} is below 1280, the minimum for an IPv6 underlay",
                   "use the MTU of the WireGuard device (1420 by default)")
             continue
-        tunnels.append(model.Tunnel(name=name, ends=addrs, ttl=tttl, underlay_mtu=tumtu, key=key,
+        tunnels.append(model.Tunnel(name=name, underlay=addrs, ttl=tttl, underlay_mtu=tumtu, key=key,
                                     encaplimit=encaplimit))
     return tunnels
 
@@ -699,7 +699,7 @@ def _check_across_links(c: _Checker, links: list[model.Link], tree: LocatedMap) 
                     flows[flow] = tpath
         if link.monitor.type is model.MonitorType.ARP:
             for end in link.ends:
-                if not BondEndTargets(link, end.node):
+                if not _peer_arp_targets(link, end.node):
                     raw_link = lm[link.name]
                     line = raw_link.key_lines.get("monitor", link_line)
                     c.add(line, f"{lpath}.monitor",
@@ -711,9 +711,9 @@ def _check_across_links(c: _Checker, links: list[model.Link], tree: LocatedMap) 
         c.add(line, where, text.replace("{nodes}", " and ".join(sorted(nodes))), fixes[kind])
 
 
-def BondEndTargets(link: model.Link, node: str) -> tuple[IPv4Address, ...]:
+def _peer_arp_targets(link: model.Link, node: str) -> tuple[IPv4Address, ...]:
     """The ARP targets ``node`` would probe (explicit ones, or the peer's IPv4 bond addresses)."""
-    return model.BondEnd.of(link, node).arp_targets
+    return model.LocalBond.of(link, node).arp_targets
 
 
 __all__ = ["load_config", "parse_config", "build_config", "ConfigError", "IPv4Interface", "IPv6Interface"]

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from grebond.errors import SystemAccessError
 from grebond.kernel.reader import KernelState, LinkState
-from grebond.model import OFFLOADS, BondEnd, BondMode, Config, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, LocalBond, BondMode, Config, MonitorType, LocalTunnel
 from grebond.paths import assess, observed_paths
 
 ERROR = "error"
@@ -88,7 +88,7 @@ def _jsonable(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------- expectations
 
-def expected_bond_options(end: BondEnd) -> dict[str, Any]:
+def expected_bond_options(end: LocalBond) -> dict[str, Any]:
     """The bond options the kernel must hold, keyed by kernel option name (BondInfo fields).
 
     Shared with the kernel backend, which converges exactly these fields.
@@ -116,7 +116,7 @@ def expected_bond_options(end: BondEnd) -> dict[str, Any]:
     return exp
 
 
-def expected_tunnel(t: TunnelEnd) -> dict[str, Any]:
+def expected_tunnel(t: LocalTunnel) -> dict[str, Any]:
     """The tunnel parameters the kernel cannot change in place (a difference means recreate)."""
     exp: dict[str, Any] = {"kind": t.kind, "local": str(t.local), "remote": str(t.remote), "ttl": t.ttl,
                            "key": t.key}
@@ -134,7 +134,7 @@ def actual_tunnel(link: LinkState) -> dict[str, Any]:
             "encaplimit": tun.encaplimit}
 
 
-def expected_offloads(end: BondEnd) -> str | None:
+def expected_offloads(end: LocalBond) -> str | None:
     """'on' or 'off' for the bond and each tunnel; None when the model leaves them to the kernel."""
     return None if end.offloads is None else ("on" if end.offloads else "off")
 
@@ -155,7 +155,7 @@ def _addresses(values: Any) -> tuple[str, ...]:
     return tuple(sorted(a for a in out if not a.lower().startswith("fe80:")))
 
 
-def expected_addresses(end: BondEnd) -> tuple[str, ...]:
+def expected_addresses(end: LocalBond) -> tuple[str, ...]:
     return _addresses(end.addresses)
 
 
@@ -169,14 +169,14 @@ def compare(config: Config, node: str, state: KernelState) -> Report:
     """Every modelled field of ``node``'s ends against the snapshot ``state``."""
     report = Report(node)
     add = report.checks.append
-    for end in config.ends_of(node):
+    for end in config.bonds_of(node):
         present = [t.name for t in end.tunnels if _check_tunnel(add, end, t, state)]
         _check_underlay(add, end, state, present)
         _check_bond(add, end, state)
     return report
 
 
-def _check_underlay(add: Callable[[Check], None], end: BondEnd, state: KernelState, tunnels: list[str]) -> None:
+def _check_underlay(add: Callable[[Check], None], end: LocalBond, state: KernelState, tunnels: list[str]) -> None:
     """Each present tunnel's path, judged by ``grebond.paths.assess`` (the same rules as check-paths
     and apply's plaintext refusal): routed, over WireGuard, one tunnel per underlay device."""
     infos = {p.tunnel: p for p in observed_paths(end, state) if p.tunnel in tunnels}
@@ -206,7 +206,7 @@ def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any,
     return ok
 
 
-def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, state: KernelState) -> bool:
+def _check_tunnel(add: Callable[[Check], None], end: LocalBond, t: LocalTunnel, state: KernelState) -> bool:
     """The tunnel's own fields; True when it exists with the right kind (so its path is worth checking)."""
     link = state.link(t.name)
     if not _check(add, t.name, "exists", True, link is not None):
@@ -226,7 +226,7 @@ def _check_tunnel(add: Callable[[Check], None], end: BondEnd, t: TunnelEnd, stat
     return True
 
 
-def _check_bond(add: Callable[[Check], None], end: BondEnd, state: KernelState) -> None:
+def _check_bond(add: Callable[[Check], None], end: LocalBond, state: KernelState) -> None:
     link = state.link(end.name)
     if not _check(add, end.name, "exists", True, link is not None):
         return
@@ -251,7 +251,7 @@ def _check_bond(add: Callable[[Check], None], end: BondEnd, state: KernelState) 
 # ----------------------------------------------------------------------------- live
 
 def remotes_of(config: Config, node: str) -> list[str]:
-    return [str(t.remote) for end in config.ends_of(node) for t in end.tunnels]
+    return [str(t.remote) for end in config.bonds_of(node) for t in end.tunnels]
 
 
 def verify(config: Config, node: str, *, settle_s: float = 0.0,
@@ -265,7 +265,7 @@ def verify(config: Config, node: str, *, settle_s: float = 0.0,
 
     deadline = time.monotonic() + settle_s
     remotes = remotes_of(config, node)
-    offloaded = [name for end in config.ends_of(node) for name in wanted_offloads(end)]
+    offloaded = [name for end in config.bonds_of(node) for name in wanted_offloads(end)]
     while True:
         try:
             report = compare(config, node, read_state(remotes, offloaded))

@@ -26,7 +26,7 @@ OFF = {name: False for name in OFFLOADS.values()}     # what `offloads: off` set
 
 def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-untyped-def]
     """What the kernel holds after a correct apply of ``node`` (built from the model by hand)."""
-    end = config.ends_of(node)[0]
+    end = config.bonds_of(node)[0]
     links: dict[str, LinkState] = {}
     routes: dict[str, Route | None] = {}
     for i, t in enumerate(end.tunnels, start=1):

@@ -12,14 +12,14 @@ import pytest
 
 from grebond import paths
 from grebond.kernel import echo
-from grebond.model import BondEnd
+from grebond.model import LocalBond
 from grebond.paths import BondReport, PathInfo, assess, exit_status
 from grebond.validation import parse_config
 from models import SEED_TUNNELS, seed_link
 
-def end(mode: str = "balance-rr", extra: str = "") -> BondEnd:
+def end(mode: str = "balance-rr", extra: str = "") -> LocalBond:
     config, _ = parse_config(seed_link(mode, (*SEED_TUNNELS, ("gre3", "10.65.0.18", "10.65.0.22")), link_lines=extra))
-    return config.ends_of("r2")[0]
+    return config.bonds_of("r2")[0]
 
 
 def path(i: int, dev: str | None = None, kind: str | None = "wireguard", gw: str | None = None,

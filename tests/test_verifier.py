@@ -105,7 +105,7 @@ def test_missing_devices_and_wrong_kind(config) -> None:  # type: ignore[no-unty
 def test_normalises_mac_case_and_ignores_link_local(config) -> None:  # type: ignore[no-untyped-def]
     report = compare(config, "r2", matching_state(config))
     mac = next(c for c in report.checks if c.field == "mac")
-    assert mac.ok and mac.actual == config.ends_of("r2")[0].mac.lower()
+    assert mac.ok and mac.actual == config.bonds_of("r2")[0].mac.lower()
 
 
 def test_plaintext_and_shared_underlay_are_reported(config) -> None:  # type: ignore[no-untyped-def]

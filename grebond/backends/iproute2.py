@@ -21,7 +21,7 @@ class Iproute2Backend(Backend):
     persistent = False
 
     def render(self, ctx: Context) -> Rendering:
-        return renderer.render(ctx.config.ends_of(ctx.node), ctx.config.source, ctx.node)
+        return renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node)
 
     def available(self) -> Availability:
         import shutil

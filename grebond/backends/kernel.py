@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from grebond.backends.base import Availability, Backend, Changes, Context
 from grebond.errors import ApplyFailed, GrebondError
-from grebond.model import OFFLOADS, BondEnd, BondMode, BondOptions, Monitor, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, LocalBond, BondMode, BondOptions, Monitor, MonitorType, LocalTunnel
 from grebond.renderer import Rendering
 from grebond.renderer import iproute2 as ip_renderer
 
@@ -29,7 +29,7 @@ class KernelBackend(Backend):
 
     def render(self, ctx: Context) -> Rendering:
         # the same state, as the ip commands that would build it
-        return ip_renderer.render(ctx.config.ends_of(ctx.node), ctx.config.source, ctx.node)
+        return ip_renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node)
 
     def available(self) -> Availability:
         try:
@@ -48,7 +48,7 @@ class KernelBackend(Backend):
         from grebond.kernel.reader import read_state
         from grebond.verifier import verify
 
-        ends = ctx.config.ends_of(ctx.node)
+        ends = ctx.config.bonds_of(ctx.node)
         before = read_state(features=[name for end in ends for name in wanted_offloads(end)])   # for rollback
         total = Changes()
         for end in ends:
@@ -72,7 +72,7 @@ class KernelBackend(Backend):
 
         state = read_state()
         changes = Changes()
-        for end in ctx.config.ends_of(ctx.node):
+        for end in ctx.config.bonds_of(ctx.node):
             changes.removed += netlink.remove(end, state, dry_run=ctx.dry_run)
         return changes
 
@@ -80,7 +80,7 @@ class KernelBackend(Backend):
 _HASHING_MODES = (BondMode.BALANCE_XOR, BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
 
 
-def _roll_back(ends: tuple[BondEnd, ...], before: KernelState) -> str:
+def _roll_back(ends: tuple[LocalBond, ...], before: KernelState) -> str:
     """Put the kernel back as ``before`` had it: delete what this apply created, converge the rest
     back to what it was (a bond's mode and options, a tunnel's endpoints, slaves, addresses)."""
     from grebond.kernel import netlink
@@ -102,7 +102,7 @@ def _roll_back(ends: tuple[BondEnd, ...], before: KernelState) -> str:
     return "rolled back: " + "; ".join(said) if said else "rolled back: nothing had changed"
 
 
-def as_it_was(end: BondEnd, state: KernelState) -> BondEnd | None:
+def as_it_was(end: LocalBond, state: KernelState) -> LocalBond | None:
     """``end`` as the kernel held it in ``state`` (None when its bond did not exist): the bond's
     mode, monitor, options, MTU, offloads and addresses, and the tunnels that were its slaves, with their
     endpoints. Pure; what a failed apply converges back to."""
@@ -123,7 +123,7 @@ def as_it_was(end: BondEnd, state: KernelState) -> BondEnd | None:
         lacp_rate=b.lacp_rate if mode is BondMode.LACP else None,
         primary=b.primary, updelay_ms=b.updelay, downdelay_ms=b.downdelay)
     tunnels = tuple(
-        TunnelEnd(name=s.name, kind=s.kind or "gretap", local=ip_address(s.tunnel.local),
+        LocalTunnel(name=s.name, kind=s.kind or "gretap", local=ip_address(s.tunnel.local),
                   remote=ip_address(s.tunnel.remote), ttl=s.tunnel.ttl, key=s.tunnel.okey, mtu=s.mtu,
                   encaplimit=s.tunnel.encaplimit)
         for s in state.slaves_of(end.name) if s.tunnel is not None and s.tunnel.local and s.tunnel.remote)

@@ -110,7 +110,7 @@ class NetworkdBackend(Backend):
 
     # ------------------------------------------------------------------ pure
     def render(self, ctx: Context) -> Rendering:
-        return renderer.render(ctx.config.ends_of(ctx.node), ctx.config.source, ctx.node, ctx.target_systemd)
+        return renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node, ctx.target_systemd)
 
     def directory(self, ctx: Context) -> Path:
         return under_root(ctx.root, NETWORK_DIR)

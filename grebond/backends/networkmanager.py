@@ -224,7 +224,7 @@ class NetworkManagerBackend(Backend):
             renderer.parse_version(target_nm)
         except ValueError as exc:
             raise UsageError(f"--target-nm: {exc}") from None
-        return renderer.render(ctx.config.ends_of(ctx.node), ctx.config.source, ctx.node, target_nm)
+        return renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node, target_nm)
 
     def directory(self, ctx: Context) -> Path:
         return under_root(ctx.root, renderer.KEYFILE_DIR)

@@ -99,7 +99,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
         check_config_permissions(Path(args.config))
     if action == "apply" and not ctx.offline:
         from grebond.paths import require_encrypted_underlay
-        require_encrypted_underlay(config.ends_of(ctx.node))
+        require_encrypted_underlay(config.bonds_of(ctx.node))
     with exclusive():
         if action == "remove":
             changes = backend.remove(ctx)

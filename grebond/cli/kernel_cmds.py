@@ -65,11 +65,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             present = set(read_state().links)
         except OSError as exc:
             raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
-        with_bond = [n for n in config.nodes if any(e.name in present for e in config.ends_of(n))]
+        with_bond = [n for n in config.nodes if any(e.name in present for e in config.bonds_of(n))]
         # both ends usually name the bond alike: keep the ends whose underlay addresses are here
         local = {a.split("%")[0] for a in _local_addresses()}
         nodes = [n for n in with_bond
-                 if any(str(t.local) in local for e in config.ends_of(n) for t in e.tunnels)] or with_bond
+                 if any(str(t.local) in local for e in config.bonds_of(n) for t in e.tunnels)] or with_bond
         if not nodes:
             nodes = [resolve_node(config, None, _local_addresses)]
     remotes = [r for n in nodes for r in remotes_of(config, n)]

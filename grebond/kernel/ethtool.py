@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from grebond.errors import SystemAccessError
-from grebond.model import OFFLOADS, BondEnd
+from grebond.model import OFFLOADS, LocalBond
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GSTRINGS = 0x1B
@@ -112,7 +112,7 @@ def _word(state: bool | None) -> str:
     return "on" if state else "off" if state is not None else "absent"
 
 
-def wanted_offloads(end: BondEnd) -> dict[str, bool]:
+def wanted_offloads(end: LocalBond) -> dict[str, bool]:
     """Interface -> offloads on (True) or off, for the bond and tunnels of ``end`` (empty: kernel's choice)."""
     if end.offloads is None:
         return {}

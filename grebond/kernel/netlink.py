@@ -25,7 +25,7 @@ from grebond.backends.base import Changes
 from grebond.errors import SystemAccessError
 from grebond.kernel.ethtool import converge_offloads, wanted_offloads
 from grebond.kernel.reader import KernelState, LinkState
-from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondEnd, BondMode, TunnelEnd
+from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, LocalBond, BondMode, LocalTunnel
 from grebond.verifier import actual_addresses, actual_tunnel, expected_addresses, expected_bond_options, expected_tunnel
 
 GRE_KEY = 0x2000          # IFLA_GRE_[IO]FLAGS: wire (big-endian) order
@@ -144,7 +144,7 @@ def _enslave_index(ip: Any, bond_index: int, index: int) -> str | None:
 
 # --- convergence ----------------------------------------------------------------------------
 
-def _tunnel_kwargs(t: TunnelEnd) -> dict[str, Any]:
+def _tunnel_kwargs(t: LocalTunnel) -> dict[str, Any]:
     """pyroute2 ``link('add')`` arguments for one tunnel (gretap or ip6gretap)."""
     kw: dict[str, Any] = {"ifname": t.name, "kind": t.kind, "mtu": t.mtu}
     if t.kind == "gretap":
@@ -202,7 +202,7 @@ def _write_missed_max(bond: str, value: int) -> None:
         raise SystemAccessError(f"cannot set {path}: {exc}") from exc
 
 
-def converge(end: BondEnd, state: KernelState, dry_run: bool = False) -> Changes:
+def converge(end: LocalBond, state: KernelState, dry_run: bool = False) -> Changes:
     """Bring one bond and its tunnels to the model, touching only what differs.
 
     Tunnel endpoints, kind, key and ttl and the bond mode cannot be changed in place reliably,
@@ -223,14 +223,14 @@ def converge(end: BondEnd, state: KernelState, dry_run: bool = False) -> Changes
     return changes
 
 
-def _tunnel_drift(t: TunnelEnd, link: LinkState | None) -> list[str]:
+def _tunnel_drift(t: LocalTunnel, link: LinkState | None) -> list[str]:
     if link is None:
         return []
     actual = actual_tunnel(link)
     return [k for k, v in expected_tunnel(t).items() if actual.get(k) != v]
 
 
-def _bond_drift(end: BondEnd, link: LinkState | None) -> tuple[bool, dict[str, Any]]:
+def _bond_drift(end: LocalBond, link: LinkState | None) -> tuple[bool, dict[str, Any]]:
     """(needs recreate, options to set in place) for an existing bond."""
     if link is None:
         return False, {}
@@ -240,7 +240,7 @@ def _bond_drift(end: BondEnd, link: LinkState | None) -> tuple[bool, dict[str, A
     return False, {k: v for k, v in exp.items() if k != "mode" and getattr(link.bond, k) != v}
 
 
-def _plan(end: BondEnd, state: KernelState, changes: Changes) -> None:
+def _plan(end: LocalBond, state: KernelState, changes: Changes) -> None:
     """What ``_converge`` would do (for --dry-run)."""
     for t in end.tunnels:
         link = state.link(t.name)
@@ -260,7 +260,7 @@ def _plan(end: BondEnd, state: KernelState, changes: Changes) -> None:
     changes.actions += converge_offloads(wanted_offloads(end), dry_run=True).values()
 
 
-def _converge(ip: Any, end: BondEnd, state: KernelState, changes: Changes) -> None:
+def _converge(ip: Any, end: LocalBond, state: KernelState, changes: Changes) -> None:
     act = changes.actions.append
     # 1. tunnels: create missing, recreate those whose fixed parameters differ
     for t in end.tunnels:
@@ -366,7 +366,7 @@ def _fmt(value: Any) -> str:
     return ",".join(value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def remove(end: BondEnd, state: KernelState, dry_run: bool = False) -> list[str]:
+def remove(end: LocalBond, state: KernelState, dry_run: bool = False) -> list[str]:
     """Delete the bond and tunnels of ``end`` that exist (names from the model only)."""
     names = [end.name, *(t.name for t in end.tunnels)]
     present = [n for n in names if state.link(n) is not None]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import shlex
 
-from grebond.model import OFFLOADS, BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.model import OFFLOADS, LocalBond, BondMode, MonitorType, LocalTunnel
 from grebond.renderer import RenderedFile, Rendering, header_lines
 
 Argv = list[str]
 
 
-def tunnel_argv(t: TunnelEnd) -> Argv:
+def tunnel_argv(t: LocalTunnel) -> Argv:
     argv = ["ip", "link", "add", t.name, "mtu", str(t.mtu), "type", t.kind,
             "local", str(t.local), "remote", str(t.remote), "ttl", str(t.ttl)]
     if t.key is not None:
@@ -27,7 +27,7 @@ def tunnel_argv(t: TunnelEnd) -> Argv:
     return argv
 
 
-def bond_option_args(end: BondEnd) -> Argv:
+def bond_option_args(end: LocalBond) -> Argv:
     """The ``type bond ...`` options, explicit for every monitor field so nothing is left to defaults."""
     mon, opt = end.monitor, end.options
     args = ["mode", end.mode.value]
@@ -49,7 +49,7 @@ def bond_option_args(end: BondEnd) -> Argv:
     return args
 
 
-def commands(end: BondEnd) -> list[Argv]:
+def commands(end: LocalBond) -> list[Argv]:
     """Every command for one bond, in an order the kernel accepts."""
     cmds: list[Argv] = [tunnel_argv(t) for t in end.tunnels]
     cmds.append(["ip", "link", "add", end.name, "address", end.mac, "mtu", str(end.mtu), "type", "bond",
@@ -72,7 +72,7 @@ def commands(end: BondEnd) -> list[Argv]:
     return cmds
 
 
-def render(ends: tuple[BondEnd, ...], source: str, node: str) -> Rendering:
+def render(ends: tuple[LocalBond, ...], source: str, node: str) -> Rendering:
     """One POSIX shell script for the node; the argv lists are the Rendering's data."""
     lines = ["#!/bin/sh"] + [f"# {h}" for h in header_lines(source, node)]
     lines += ["# Not persistent: the kernel forgets it at reboot. Run once on a host without these interfaces.",

@@ -25,7 +25,7 @@ from __future__ import annotations
 from ipaddress import IPv6Interface
 
 from grebond.errors import ConfigError, Problem
-from grebond.model import DEFAULT_MISSED_MAX, BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.model import DEFAULT_MISSED_MAX, LocalBond, BondMode, MonitorType, LocalTunnel
 from grebond.renderer import RenderedFile, Rendering, header_lines
 from grebond.renderer.ini import Section, render_ini
 
@@ -70,7 +70,7 @@ def ms(value: int) -> str:
     return f"{value}ms"
 
 
-def check(ends: tuple[BondEnd, ...], source: str, target_systemd: int) -> list[Problem]:
+def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list[Problem]:
     """Every option of ``ends`` that networkd ``target_systemd`` cannot express (kernel defaults pass)."""
     problems: list[Problem] = []
     for end in ends:
@@ -112,7 +112,7 @@ def check(ends: tuple[BondEnd, ...], source: str, target_systemd: int) -> list[P
     return problems
 
 
-def tunnel_netdev(t: TunnelEnd) -> list[Section]:
+def tunnel_netdev(t: LocalTunnel) -> list[Section]:
     tunnel: list[tuple[str, object]] = [("Local", str(t.local)), ("Remote", str(t.remote)), ("TTL", t.ttl)]
     if t.key is not None:
         tunnel.append(("Key", t.key))
@@ -124,7 +124,7 @@ def tunnel_netdev(t: TunnelEnd) -> list[Section]:
             ("Tunnel", tunnel)]  # type: ignore[list-item]
 
 
-def bond_netdev(end: BondEnd, target_systemd: int) -> list[Section]:
+def bond_netdev(end: LocalBond, target_systemd: int) -> list[Section]:
     mon, opt = end.monitor, end.options
     bond: list[tuple[str, object]] = [("Mode", end.mode.value)]
     if mon.type is MonitorType.ARP:
@@ -157,7 +157,7 @@ def offload_link(ifname: str, kind: str, on: bool, target_systemd: int) -> list[
             ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]  # type: ignore[list-item]
 
 
-def slave_network(end: BondEnd, t: TunnelEnd) -> list[Section]:
+def slave_network(end: LocalBond, t: LocalTunnel) -> list[Section]:
     network: list[tuple[str, object]] = [("Bond", end.name)]
     if end.options.primary == t.name and end.mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB,
                                                       BondMode.BALANCE_ALB):
@@ -167,7 +167,7 @@ def slave_network(end: BondEnd, t: TunnelEnd) -> list[Section]:
             ("Network", network)]  # type: ignore[list-item]
 
 
-def bond_network(end: BondEnd) -> list[Section]:
+def bond_network(end: LocalBond) -> list[Section]:
     # IPv6 on the bond needs a link-local address (NDP, OSPFv3); an IPv4-only bond gets none.
     has_v6 = any(isinstance(a, IPv6Interface) for a in end.addresses)
     network: list[tuple[str, object]] = [("Address", [str(a) for a in end.addresses])] if end.addresses else []
@@ -176,7 +176,7 @@ def bond_network(end: BondEnd) -> list[Section]:
             ("Network", network)]  # type: ignore[list-item]
 
 
-def render(ends: tuple[BondEnd, ...], source: str, node: str, target_systemd: int = 252) -> Rendering:
+def render(ends: tuple[LocalBond, ...], source: str, node: str, target_systemd: int = 252) -> Rendering:
     """All files for ``node``, sorted by name; ConfigError lists every option the target cannot express.
 
     ``data`` maps each .netdev file name to its interface name, tunnels of a bond before the bond

@@ -38,7 +38,7 @@ from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from grebond.errors import ConfigError, Problem
-from grebond.model import DEFAULT_MISSED_MAX, BondEnd, BondMode, MonitorType, TunnelEnd
+from grebond.model import DEFAULT_MISSED_MAX, LocalBond, BondMode, MonitorType, LocalTunnel
 from grebond.renderer import RenderedFile, Rendering, header_lines
 from grebond.renderer.ini import Section, render_ini
 
@@ -78,14 +78,14 @@ def keyfile_name(ifname: str) -> str:
     return f"{connection_id(ifname)}.nmconnection"
 
 
-def user_value(end: BondEnd) -> str:
+def user_value(end: LocalBond) -> str:
     """What the user-data marker says: which end of which link the profile belongs to."""
     return f"node={end.node} link={end.name}"
 
 
 # ----------------------------------------------------------------------------- checks
 
-def check(ends: tuple[BondEnd, ...], source: str, target_nm: str) -> list[Problem]:
+def check(ends: tuple[LocalBond, ...], source: str, target_nm: str) -> list[Problem]:
     """Every option of ``ends`` that NetworkManager ``target_nm`` cannot express."""
     version = parse_version(target_nm)
     problems: list[Problem] = []
@@ -121,7 +121,7 @@ def check(ends: tuple[BondEnd, ...], source: str, target_nm: str) -> list[Proble
 
 # ----------------------------------------------------------------------------- settings
 
-def bond_options(end: BondEnd, target_nm: str) -> dict[str, str]:
+def bond_options(end: LocalBond, target_nm: str) -> dict[str, str]:
     """The bond's NM options (kernel names and values), explicit wherever NM's default differs."""
     mon, opt, mode = end.monitor, end.options, end.mode
     out: dict[str, str] = {"mode": mode.value}
@@ -158,14 +158,14 @@ def _ip_settings(addresses: tuple[Any, ...], family: int) -> dict[str, tuple[str
                                         for a in mine])}
 
 
-def _ethtool(end: BondEnd) -> Plain:
+def _ethtool(end: LocalBond) -> Plain:
     """The ``ethtool`` setting when the model sets offloads, else nothing (the kernel's)."""
     if end.offloads is None:
         return {}
     return {"ethtool": {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}}
 
 
-def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
+def bond_settings(end: LocalBond, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     """The bond profile: addresses, MAC and MTU live here; activating it activates its ports."""
     return {
         "connection": {"id": ("s", connection_id(end.name)), "uuid": ("s", end.uuid(end.name)),
@@ -181,7 +181,7 @@ def bond_settings(end: BondEnd, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     }
 
 
-def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
+def port_settings(end: LocalBond, t: LocalTunnel) -> Plain:
     """One ip-tunnel port, unbound (no parent), like networkd's Independent=yes."""
     tunnel: dict[str, tuple[str, Any]] = {"mode": ("u", IP_TUNNEL_MODE[t.kind]), "local": ("s", str(t.local)),
                                           "remote": ("s", str(t.remote)), "ttl": ("u", t.ttl)}
@@ -207,7 +207,7 @@ def port_settings(end: BondEnd, t: TunnelEnd) -> Plain:
     }
 
 
-def settings(ends: tuple[BondEnd, ...], source: str, node: str,
+def settings(ends: tuple[LocalBond, ...], source: str, node: str,
              target_nm: str = DEFAULT_TARGET_NM) -> dict[str, Plain]:
     """Every profile of ``node`` by UUID, ports of a bond before the bond; ConfigError if inexpressible.
 
@@ -254,7 +254,7 @@ def keyfile_sections(plain: Plain) -> list[Section]:
     return sections
 
 
-def render(ends: tuple[BondEnd, ...], source: str, node: str, target_nm: str = DEFAULT_TARGET_NM) -> Rendering:
+def render(ends: tuple[LocalBond, ...], source: str, node: str, target_nm: str = DEFAULT_TARGET_NM) -> Rendering:
     """Keyfiles for ``node`` (mode 0600), sorted by name; ``data`` is ``settings()`` (UUID -> Plain)."""
     plain = settings(ends, source, node, target_nm)
     head = header_lines(source, node)

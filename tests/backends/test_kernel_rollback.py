@@ -20,7 +20,7 @@ from grebond.verifier import expected_addresses, expected_bond_options, expected
 
 def test_matching_kernel_reads_back_as_the_model() -> None:
     config = load_config(str(SEED))[0]
-    end = config.ends_of("r2")[0]
+    end = config.bonds_of("r2")[0]
     state = matching_state(config)
     back = as_it_was(end, state)
     assert back is not None
@@ -35,7 +35,7 @@ def test_matching_kernel_reads_back_as_the_model() -> None:
 
 def test_changed_kernel_reads_back_as_it_was() -> None:
     config = load_config(str(SEED))[0]
-    end = config.ends_of("r2")[0]
+    end = config.bonds_of("r2")[0]
     state = matching_state(config)
     bond = state.links["bond0"]
     assert bond.bond is not None
@@ -50,5 +50,5 @@ def test_changed_kernel_reads_back_as_it_was() -> None:
 
 def test_no_bond_before_means_nothing_to_restore() -> None:
     config = load_config(str(SEED))[0]
-    end = config.ends_of("r2")[0]
+    end = config.bonds_of("r2")[0]
     assert as_it_was(end, KernelState()) is None

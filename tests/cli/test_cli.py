@@ -182,6 +182,6 @@ def test_bond_mac_is_sha256_of_node_and_name() -> None:
 
     config, _ = parse_config(Path(SEED).read_text(), SEED)
     for node in config.nodes:
-        end = config.ends_of(node)[0]
+        end = config.bonds_of(node)[0]
         digest = hashlib.sha256(f"grebond/{node}/{end.name}".encode()).digest()
         assert end.mac == ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))

@@ -88,7 +88,7 @@ def test_seed_apply_verify_drift_and_restore(lab: Lab, tmp_path: Path) -> None:
     assert link_field(lab, "r2", "gre1", r"mtu (\d+)") == "1402"
     assert link_field(lab, "r2", "bond0", r"arp_missed_max (\d+)") == "2"
     assert link_field(lab, "r2", "bond0", r"link/ether (\S+)") == \
-        __import__("grebond.validation", fromlist=["x"]).load_config(cfg)[0].ends_of("r2")[0].mac
+        __import__("grebond.validation", fromlist=["x"]).load_config(cfg)[0].bonds_of("r2")[0].mac
     # `offloads: off`: GSO/TSO/GRO off on the bond and its tunnels, both ends, as ethtool shows them
     for router in ("r2", "r1"):
         for dev in ("bond0", "gre1", "gre2"):

@@ -33,7 +33,7 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def render(text: str, node: str = "r2", target: int = 252) -> dict[str, dict[str, dict[str, list[str]]]]:
     config, _ = parse_config(textwrap.dedent(text), "test.yaml")
-    r = networkd.render(config.ends_of(node), config.source, node, target)
+    r = networkd.render(config.bonds_of(node), config.source, node, target)
     return {f.name: parse_ini(f.content.decode()) for f in r.files}
 
 
@@ -41,7 +41,7 @@ def render(text: str, node: str = "r2", target: int = 252) -> dict[str, dict[str
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_golden(in_repo: Path, example: str, node: str) -> None:
     config, _ = load_config(f"examples/{example}.yaml")
-    rendering = networkd.render(config.ends_of(node), config.source, node)
+    rendering = networkd.render(config.bonds_of(node), config.source, node)
     assert rendering.files, "nothing rendered"
     for f in rendering.files:
         assert f.name.startswith(networkd.FILE_PREFIX)

@@ -49,14 +49,14 @@ def ipv6_encaplimit4(tmp_path: Path) -> Path:
 
 def render(text: str, node: str = "r2", target: str = "1.42") -> dict[str, dict[str, dict[str, list[str]]]]:
     config, _ = parse_config(textwrap.dedent(text), "test.yaml")
-    r = nm.render(config.ends_of(node), config.source, node, target)
+    r = nm.render(config.bonds_of(node), config.source, node, target)
     return {f.name: parse_ini(f.content.decode()) for f in r.files}
 
 
 # ---------------------------------------------------------------- golden
 def _check_golden(config_path: str, golden: str, node: str) -> None:
     config, _ = load_config(config_path)
-    rendering = nm.render(config.ends_of(node), config.source, node)
+    rendering = nm.render(config.bonds_of(node), config.source, node)
     assert [f.name for f in rendering.files] == ["grebond-bond0.nmconnection", "grebond-gre1.nmconnection",
                                                  "grebond-gre2.nmconnection"] or golden.startswith("ipv6")
     for f in rendering.files:
@@ -103,7 +103,7 @@ def test_seed_fields_parse_back() -> None:
     files = render(base())
     bond = files["grebond-bond0.nmconnection"]
     config, _ = parse_config(base(), "test.yaml")
-    end = config.ends_of("r2")[0]
+    end = config.bonds_of("r2")[0]
     assert bond["connection"] == {"id": ["grebond-bond0"], "uuid": [end.uuid("bond0")], "type": ["bond"],
                                   "interface-name": ["bond0"], "autoconnect": ["true"],
                                   "autoconnect-slaves": ["1"]}
@@ -178,8 +178,8 @@ def test_missed_max_needs_nm_1_44(capsys: pytest.CaptureFixture[str], tmp_path: 
 def test_dbus_settings_match_the_keyfile() -> None:
     """The a{sa{sv}} library call: same content as the keyfile, with D-Bus signatures."""
     config, _ = parse_config(base(), "test.yaml")
-    end = config.ends_of("r2")[0]
-    data = nm.settings(config.ends_of("r2"), "test.yaml", "r2")
+    end = config.bonds_of("r2")[0]
+    data = nm.settings(config.bonds_of("r2"), "test.yaml", "r2")
     assert list(data) == [end.uuid("gre1"), end.uuid("gre2"), end.uuid("bond0")]   # ports, then their bond
     bond = data[end.uuid("bond0")]
     assert bond["connection"]["autoconnect-slaves"] == ("i", 1)
@@ -205,7 +205,7 @@ def test_libnm_accepts_every_keyfile(in_repo: Path, tmp_path: Path, node: str) -
     need(NMCLI, "nmcli not installed (.ci/install-nm)")
     for config_path in ("examples/seed.yaml", str(ipv6_encaplimit4(tmp_path))):
         config, _ = load_config(config_path)
-        for f in nm.render(config.ends_of(node), config.source, node).files:
+        for f in nm.render(config.bonds_of(node), config.source, node).files:
             done = subprocess.run([NMCLI, "--offline", "connection", "modify", "connection.zone", ""],
                                   input=f.content, capture_output=True, timeout=30)
             assert done.returncode == 0, (f.name, done.stderr.decode())
@@ -224,8 +224,8 @@ def test_libnm_accepts_every_keyfile(in_repo: Path, tmp_path: Path, node: str) -
 def test_equal_after_filling_nm_defaults() -> None:
     """GetSettings leaves out defaults and NM drops miimon=0 beside arp_interval: still equal."""
     config, _ = parse_config(base(), "test.yaml")
-    end = config.ends_of("r2")[0]
-    data = nm.settings(config.ends_of("r2"), "test.yaml", "r2")
+    end = config.bonds_of("r2")[0]
+    data = nm.settings(config.bonds_of("r2"), "test.yaml", "r2")
     want = data[end.uuid("bond0")]
     have = {
         "connection": {"id": ("s", "grebond-bond0"), "uuid": ("s", end.uuid("bond0")), "type": ("s", "bond"),

@@ -14,7 +14,7 @@ class IfupdownBackend(Backend):
 
     def render(self, ctx: Context) -> Rendering:
         files = []
-        for end in ctx.config.ends_of(ctx.node):
+        for end in ctx.config.bonds_of(ctx.node):
             lines = [f"# {h}" for h in header_lines(ctx.config.source, ctx.node)]
             for t in end.tunnels:
                 lines += [f"auto {t.name}", f"iface {t.name} inet manual",
