@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from grebond.errors import OwnershipError
-from grebond.renderer import GENERATED_MARKER
+from grebond.generated import GENERATED_MARKER
 
 TEMP_SUFFIX = ".grebond-tmp"   # hidden and without a .netdev/.network/.nmconnection suffix: daemons ignore it
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grebond.kernel.reader import KernelState
+from grebond.kernel.state import KernelState
 from grebond.model import Config
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grebond.kernel.reader import (
+from grebond.kernel.state import (
     IFF_UP,
     BondInfo,
     KernelState,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from kernel_states import OFF, SEED, UP, matching_state
 
-from grebond.kernel.reader import (
+from grebond.kernel.state import (
     KernelState,
     LinkState,
     Route,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grebond.backends import registry
+from grebond.backends.base import DEFAULT_TIMEOUT_S
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.cli.config_cmds import load
 from grebond.errors import SystemAccessError
@@ -63,10 +63,8 @@ def _context(args: argparse.Namespace, config: Config, backend: Backend) -> Cont
     if target is None:
         target = 252 if offline else _running_systemd_version()
     return Context(config=config, node=node, root=args.root or Path("/"), dry_run=args.dry_run,
-                   write_only=args.write_only,
-                   rollback=not getattr(args, "no_rollback", False), target_systemd=target,
-                   target_nm=getattr(args, "target_nm", None),
-                   timeout_s=getattr(args, "timeout", 30.0))
+                   write_only=args.write_only, target_systemd=target, target_nm=getattr(args, "target_nm", None),
+                   timeout_s=getattr(args, "timeout", DEFAULT_TIMEOUT_S))
 
 
 def _running_systemd_version() -> int:
@@ -86,29 +84,24 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def _run(args: argparse.Namespace, action: str) -> int:
-    from grebond.lock import exclusive
-    from grebond.security import check_config_permissions
+    from grebond import apply as transaction
 
     backend = _backend(args)
     config = load(args)
     ctx = _context(args, config, backend)
-    live = not ctx.offline
-    if live and not ctx.dry_run and os.geteuid() != 0:
-        raise SystemAccessError(f"'grebond {action}' changes the network and must run as root (try sudo)")
-    if not ctx.dry_run:
-        check_config_permissions(Path(args.config))
-    if action == "apply" and not ctx.offline:
-        from grebond.paths import require_encrypted_underlay
-        require_encrypted_underlay(config.bonds_of(ctx.node))
-    with exclusive():
-        if action == "remove":
-            changes = backend.remove(ctx)
-        elif ctx.offline:
-            changes = backend.write(backend.render(ctx), ctx)
-        else:
-            changes = backend.apply(ctx)
-    for line in changes.lines(ctx.dry_run):
+    path = Path(args.config)
+    if action == "remove":
+        changes = transaction.remove(backend, ctx, path)
+        for line in changes.lines(ctx.dry_run):
+            print(line)
+        return 0
+    outcome = transaction.apply(backend, ctx, path, rollback=not getattr(args, "no_rollback", False))
+    if ctx.dry_run and outcome.changes.diff:
+        print("\n".join(outcome.changes.diff))
+    for line in outcome.changes.lines(ctx.dry_run):
         print(line)
+    if outcome.refusal is not None:
+        raise outcome.refusal
     return 0
 
 

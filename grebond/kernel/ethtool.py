@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 
 from grebond.errors import SystemAccessError
-from grebond.model import OFFLOADS, LocalBond
+from grebond.kernel.desired import offload_features, on_off
+from grebond.model import OFFLOADS
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GSTRINGS = 0x1B
@@ -103,20 +104,8 @@ def set_features(ifname: str, wanted: dict[str, bool]) -> None:
         raise SystemAccessError(f"{ifname}: the kernel kept {', '.join(f'{n} {_word(have.get(n))}' for n in refused)}")
 
 
-def offload_features(on: bool) -> dict[str, bool]:
-    """Every feature ``offloads: on`` or ``off`` sets, with its wanted state."""
-    return {name: on for name in OFFLOADS.values()}
-
-
 def _word(state: bool | None) -> str:
     return "on" if state else "off" if state is not None else "absent"
-
-
-def wanted_offloads(end: LocalBond) -> dict[str, bool]:
-    """Interface -> offloads on (True) or off, for the bond and tunnels of ``end`` (empty: kernel's choice)."""
-    if end.offloads is None:
-        return {}
-    return {name: end.offloads for name in [*(t.name for t in end.tunnels), end.name]}
 
 
 def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> dict[str, str]:
@@ -135,5 +124,5 @@ def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> dict[st
         if have != offload_features(on):
             if not dry_run:
                 set_features(name, offload_features(on))
-            done[name] = f"set {name} offloads {'on' if on else 'off'} (gso, tso, tso6, gro)"
+            done[name] = f"set {name} offloads {on_off(on)} (gso, tso, tso6, gro)"
     return done

@@ -17,7 +17,8 @@ import pytest
 from golden import assert_golden
 from models import base
 from grebond.backends.base import Context
-from grebond.backends.networkmanager import NetworkManagerBackend, differences, effective_bond_options
+from grebond.backends.networkmanager import NetworkManagerBackend
+from grebond.backends.networkmanager.compare import differences, effective_bond_options
 from grebond.cli import main
 from grebond.errors import ConfigError, OwnershipError
 from grebond.renderer import networkmanager as nm
