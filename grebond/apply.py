@@ -60,9 +60,14 @@ class Transaction:
 
     def __enter__(self) -> Transaction:
         if not self.ctx.dry_run:
+            if not self.ctx.offline and os.geteuid() != 0:
+                raise self._not_root()      # before the lock, which only root may take
             self._lock = exclusive()
             self._lock.__enter__()
         return self
+
+    def _not_root(self) -> SystemAccessError:
+        return SystemAccessError(f"'grebond {self.action}' changes the network and must run as root (try sudo)")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -75,16 +80,15 @@ class Transaction:
         found: list[GrebondError] = []
         live = not self.ctx.offline
         if live and os.geteuid() != 0:
-            found.append(SystemAccessError(f"'grebond {self.action}' changes the network and must run as root "
-                                           "(try sudo)"))
-        for check in (lambda: check_config_permissions(self.config_path), refuse_if_pending):
-            try:
-                check()
-            except GrebondError as exc:
-                found.append(exc)
+            found.append(self._not_root())
+        try:
+            check_config_permissions(self.config_path)
+            refuse_if_pending()
+        except GrebondError as exc:
+            found.append(exc)
         if live and underlay:
             try:
-                from grebond.probe import require_encrypted_underlay   # reads routes: live changes only
+                from grebond.probe import require_encrypted_underlay  # reads routes: live changes only
 
                 require_encrypted_underlay(self.ctx.config.bonds_of(self.ctx.node))
             except GrebondError as exc:

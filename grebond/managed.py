@@ -11,8 +11,8 @@ held by someone else's file is refused before anything is written. Every write i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from grebond.changes import Changes
 from grebond.errors import OwnershipError, SystemAccessError
@@ -92,7 +92,7 @@ class ManagedDirectory:
 
     def diff(self, desired: dict[str, bytes], current: dict[str, bytes] | None = None) -> list[str]:
         """A unified diff from grebond's files on disk to ``desired``, file by file."""
-        import difflib   # only a dry run shows a diff; a plain apply does not pay for the import
+        import difflib  # only a dry run shows a diff; a plain apply does not pay for the import
 
         current = self.current() if current is None else current
         out: list[str] = []

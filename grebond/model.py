@@ -334,7 +334,8 @@ def _sha256(data: bytes) -> bytes:
         from _sha2 import sha256  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]
+            from _sha256 import sha256  # type: ignore[import-not-found]
         except ImportError:
             from hashlib import sha256
-    return sha256(data).digest()
+    digest: bytes = sha256(data).digest()
+    return digest

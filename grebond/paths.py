@@ -19,10 +19,11 @@ and measures the round trips.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from grebond.model import LocalBond, BondMode
+from grebond.model import BondMode, LocalBond
 
 if TYPE_CHECKING:
     from grebond.kernel.state import KernelState

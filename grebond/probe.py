@@ -6,7 +6,8 @@ The I/O half of the path checks; ``grebond.paths`` judges what is observed here.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 
 from grebond.errors import PlaintextUnderlayError
 from grebond.kernel.reader import read_state
@@ -21,7 +22,7 @@ def observe(ends: Sequence[LocalBond], measure_rtt: bool = True,
     observed = [(e, observed_paths(e, state)) for e in ends]
     if not measure_rtt:
         return observed
-    from grebond.kernel.echo import PROBES, echo_rtts   # raw sockets only when round trips are measured
+    from grebond.kernel.echo import PROBES, echo_rtts  # raw sockets only when round trips are measured
 
     usable = [(p.local, p.remote) for _e, infos in observed for p in infos if p.device is not None and p.local_present]
     rtts = echo_rtts(usable, PROBES if probes is None else probes)

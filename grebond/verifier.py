@@ -12,12 +12,21 @@ applying one end the other end may not exist yet, and that is not drift of this 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from grebond.errors import SystemAccessError
-from grebond.kernel.desired import (actual_addresses, actual_offloads, actual_tunnel, expected_addresses,
-                                    expected_bond, expected_offloads, expected_tunnel, wanted_offloads)
+from grebond.kernel.desired import (
+    actual_addresses,
+    actual_offloads,
+    actual_tunnel,
+    expected_addresses,
+    expected_bond,
+    expected_offloads,
+    expected_tunnel,
+    wanted_offloads,
+)
 from grebond.kernel.reader import read_state
 from grebond.kernel.state import KernelState
 from grebond.model import Config, LocalBond, LocalTunnel
@@ -124,7 +133,7 @@ def _check_underlay(add: Callable[[Check], None], end: LocalBond, state: KernelS
 
 def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any, actual: Any,
            severity: str = ERROR) -> bool:
-    ok = expected == actual
+    ok = bool(expected == actual)
     add(Check(subject, name, expected, actual, ok, severity))
     return ok
 

@@ -24,7 +24,7 @@ class Iproute2Backend(KernelBackend):
     summary = "ip(8) command script; apply runs it once (not persistent)"
 
     def available(self) -> Availability:
-        import shutil   # shutil only where the ip binary is looked for, not on every start-up
+        import shutil  # shutil only where the ip binary is looked for, not on every start-up
 
         path = shutil.which("ip")
         return Availability(bool(path), f"ip found at {path}" if path else "ip(8) not found: install iproute2")

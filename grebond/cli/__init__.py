@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from grebond import __version__
 from grebond.errors import ConfigError, GrebondError
@@ -38,7 +38,8 @@ def _terminal_columns() -> int:
     except (KeyError, ValueError):
         pass
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        stdout = sys.__stdout__
+        return os.get_terminal_size(stdout.fileno()).columns if stdout is not None else 80
     except (AttributeError, ValueError, OSError):
         return 80
 
@@ -48,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: object, formatter_class: type[argparse.HelpFormatter] = _HelpFormatter,
                  **kwargs: object) -> None:
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)  # type: ignore[arg-type,misc]
 
 
 def build_parser() -> argparse.ArgumentParser:

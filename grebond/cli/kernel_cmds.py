@@ -33,7 +33,6 @@ def _local_addresses() -> list[str]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from grebond.nodes import resolve_node
-
     from grebond.verifier import verify
 
     config = load(args)
@@ -50,10 +49,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from grebond.nodes import resolve_node
-
     from grebond import status
     from grebond.kernel.reader import read_state
+    from grebond.nodes import resolve_node
     from grebond.verifier import remotes_of
 
     config = load(args)

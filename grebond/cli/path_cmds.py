@@ -11,7 +11,6 @@ import argparse
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.errors import UsageError
 
-
 # The help text names grebond.paths.DEFAULT_RTT_THRESHOLD_MS without importing that module at
 # every start (tests/test_cli.py keeps the two equal).
 RTT_THRESHOLD_HELP = "largest round-trip difference tolerated with balance-rr (default 5 ms)"

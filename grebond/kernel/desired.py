@@ -7,8 +7,9 @@ what a field is called or how it is normalised (sorted, compressed IPv6, no link
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from ipaddress import ip_interface
-from typing import Any, Iterable
+from typing import Any
 
 from grebond.kernel.state import BondInfo, LinkState
 from grebond.model import OFFLOADS, BondValue, LocalBond, LocalTunnel, bond_options
@@ -78,12 +79,12 @@ def wanted_offloads(bond: LocalBond) -> dict[str, bool]:
     """Interface -> offloads on (True) or off, for the tunnels and the bond (empty: the kernel's choice)."""
     if bond.offloads is None:
         return {}
-    return {name: bond.offloads for name in [*(t.name for t in bond.tunnels), bond.name]}
+    return dict.fromkeys([*(t.name for t in bond.tunnels), bond.name], bond.offloads)
 
 
 def offload_features(on: bool) -> dict[str, bool]:
     """Every kernel feature ``offloads: on`` or ``off`` sets, with its wanted state."""
-    return {name: on for name in OFFLOADS.values()}
+    return dict.fromkeys(OFFLOADS.values(), on)
 
 
 def normalised_addresses(values: Iterable[Any]) -> tuple[str, ...]:

@@ -10,14 +10,24 @@ Why the encodings are as they are (reference, section C):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import ip_interface
-from typing import Any, Sequence
+from typing import Any
 
 from grebond.changes import Changes
 from grebond.errors import SystemAccessError
 from grebond.kernel.desired import offload_features
-from grebond.kernel.netlink import (GRE_KEY, IFA_F_NODAD, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, enslave_index,
-                                    index_of, ipr, netlink_error, write_missed_max)
+from grebond.kernel.netlink import (
+    GRE_KEY,
+    IFA_F_NODAD,
+    IP6_TNL_F_IGN_ENCAP_LIMIT,
+    IP6GRE_KEY,
+    enslave_index,
+    index_of,
+    ipr,
+    netlink_error,
+    write_missed_max,
+)
 from grebond.kernel.plan import Op
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
 

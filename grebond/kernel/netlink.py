@@ -12,9 +12,10 @@ netlink error is turned into one line naming the action and the errno.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from grebond.errors import SystemAccessError
 
@@ -56,7 +57,7 @@ def netlink_error(action: str, exc: Exception) -> SystemAccessError:
     """One line for a failed netlink request: what was tried, the kernel's reason, the errno name."""
     code = getattr(exc, "code", None)
     text = errno.errorcode.get(code, str(code)) if isinstance(code, int) else ""
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
     detail = args[1] if len(args) > 1 else str(exc)
     hint = "; run as root" if code in (errno.EPERM, errno.EACCES) else ""
     return SystemAccessError(f"{action}: {detail}{f' ({text})' if text else ''}{hint}")

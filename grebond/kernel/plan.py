@@ -24,8 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from grebond.kernel.desired import (actual_addresses, actual_offloads, expected_addresses, expected_bond,
-                                    on_off, tunnel_drift, wanted_offloads)
+from grebond.kernel.desired import (
+    actual_addresses,
+    actual_offloads,
+    expected_addresses,
+    expected_bond,
+    on_off,
+    tunnel_drift,
+    wanted_offloads,
+)
 from grebond.kernel.state import KernelState
 from grebond.model import LocalBond, LocalTunnel
 

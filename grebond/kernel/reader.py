@@ -11,14 +11,14 @@ imported inside functions so nothing loads it at import time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from ipaddress import ip_address
-from typing import Any, Iterable
+from typing import Any
 
 from grebond.errors import SystemAccessError
 from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr, read_missed_max
-from grebond.kernel.state import (IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo,
-                                  TunnelInfo)
+from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
 MII_STATUS = ("up", "fail", "down", "back")
@@ -94,11 +94,15 @@ def _bond(name: str, data: Any, names: dict[int, str]) -> BondInfo:
         downdelay=int(g("IFLA_BOND_DOWNDELAY") or 0),
         xmit_hash_policy=_name_of(XMIT_HASH_POLICIES, g("IFLA_BOND_XMIT_HASH_POLICY"), "layer2"),
         min_links=int(g("IFLA_BOND_MIN_LINKS") or 0),
-        packets_per_slave=int(g("IFLA_BOND_PACKETS_PER_SLAVE") if g("IFLA_BOND_PACKETS_PER_SLAVE") is not None else 1),
+        packets_per_slave=_int_or(g("IFLA_BOND_PACKETS_PER_SLAVE"), 1),
         lacp_rate=_name_of(LACP_RATES, g("IFLA_BOND_AD_LACP_RATE"), "slow"),
         primary=names.get(int(primary)) if primary else None,
         active_slave=names.get(int(active)) if active else None,
     )
+
+
+def _int_or(value: Any, default: int) -> int:
+    return default if value is None else int(value)
 
 
 def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkState:

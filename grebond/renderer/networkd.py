@@ -158,7 +158,7 @@ def offload_link(ifname: str, kind: str, on: bool, target_systemd: int) -> list[
     value = "true" if on else "false"
     match = [("OriginalName", ifname)] + ([("Kind", kind)] if target_systemd >= LINK_MATCH_KIND_SINCE else [])
     return [("Match", match),
-            ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]  # type: ignore[list-item]
+            ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]
 
 
 def slave_network(end: LocalBond, t: LocalTunnel) -> list[Section]:

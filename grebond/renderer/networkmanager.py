@@ -150,7 +150,7 @@ def _ethtool(end: LocalBond) -> Plain:
     """The ``ethtool`` setting when the model sets offloads, else nothing (the kernel's)."""
     if end.offloads is None:
         return {}
-    return {"ethtool": {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}}
+    return {"ethtool": dict.fromkeys(ETHTOOL_OFFLOAD_KEYS, ("b", end.offloads))}
 
 
 def bond_settings(end: LocalBond, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
@@ -229,7 +229,7 @@ def keyfile_sections(plain: Plain) -> list[Section]:
     sections: list[Section] = []
     for setting, keys in plain.items():
         items: list[tuple[str, Any]] = []
-        for key, (sig, value) in keys.items():
+        for key, (_sig, value) in keys.items():
             if setting == "bond" and key == "options":
                 items += list(value.items())                   # bond options are plain keys
             elif setting == "user" and key == "data":

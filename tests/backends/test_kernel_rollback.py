@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from kernel_states import SEED, matching_state
-
 from grebond.backends.kernel import as_it_was
+from grebond.kernel.desired import expected_addresses, expected_bond, expected_tunnel
 from grebond.kernel.state import KernelState
 from grebond.validation import load_config
-from grebond.kernel.desired import expected_addresses, expected_bond, expected_tunnel
+
+from kernel_states import SEED, matching_state
 
 
 def test_matching_kernel_reads_back_as_the_model() -> None:

@@ -15,13 +15,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+
 from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.topology import Lab, wait_for
-
 from live.helpers import (
     NETDIR,
     PREFIX,

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from golden import assert_golden
 from grebond.backends.base import Context
 from grebond.backends.registry import get
 from grebond.renderer.iproute2 import commands_of
 from grebond.validation import parse_config
+
+from golden import assert_golden
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

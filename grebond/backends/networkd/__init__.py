@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from grebond.backends.base import Availability, Backend, Context, Snapshot
 from grebond.backends.networkd import daemon
-from grebond.backends.networkd.files import FileSet, read_files
+from grebond.backends.networkd.files import read_files
 from grebond.changes import Changes
 from grebond.errors import GrebondError, SystemAccessError
 from grebond.files import under_root
@@ -215,4 +214,4 @@ class NetworkdBackend(Backend):
         return done
 
 
-__all__ = ["NetworkdBackend", "NetworkdSnapshot", "Plan", "plan", "Path"]
+__all__ = ["NetworkdBackend", "NetworkdSnapshot", "Plan", "plan"]

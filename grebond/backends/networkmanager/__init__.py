@@ -23,13 +23,21 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from grebond.backends.base import Availability, Backend, Context, Snapshot
-from grebond.backends.networkmanager.compare import (actual_value, controller_of, differences, is_bond, name_of,
-                                                     restorable, uuid_of)
+from grebond.backends.networkmanager.compare import (
+    actual_value,
+    controller_of,
+    differences,
+    is_bond,
+    name_of,
+    restorable,
+    uuid_of,
+)
 from grebond.backends.networkmanager.keyfiles import keyfile_directory
 from grebond.backends.networkmanager.plan import Plan, plan_profiles
 from grebond.changes import Changes
@@ -408,7 +416,7 @@ def settings_diff(desired: dict[str, Plain], existing: dict[str, Plain], plan: P
     (``setting.key=value`` lines; NM fills in and keeps many more, which grebond never touches)."""
     out: list[str] = []
     for uuid, name in plan.add:
-        out += [f"--- /dev/null", f"+++ NetworkManager connection {name} ({uuid})"]
+        out += ["--- /dev/null", f"+++ NetworkManager connection {name} ({uuid})"]
         out += [f"+{line}" for line in _property_lines(desired[uuid])]
     for uuid, name, diff in plan.update:
         out += [f"--- NetworkManager connection {name} ({uuid})", f"+++ NetworkManager connection {name} ({uuid})"]

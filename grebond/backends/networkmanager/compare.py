@@ -15,7 +15,6 @@ from typing import Any
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 from grebond.renderer.networkmanager import USER_KEY, Plain
 
-
 # NM's defaults for what grebond sends: GetSettings leaves these out.
 _DEFAULTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("connection", "autoconnect"): ("b", True),
@@ -82,7 +81,7 @@ def actual_value(actual: Plain, setting: str, key: str) -> Any:
         if cloned is not None:
             return ":".join(f"{b:02x}" for b in cloned[1])
     if found is None:
-        found = _DEFAULTS.get((setting, key), (None, None))
+        return _DEFAULTS[(setting, key)][1] if (setting, key) in _DEFAULTS else None
     return found[1]
 
 

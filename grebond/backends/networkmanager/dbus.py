@@ -20,9 +20,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from dbus_next import BusType, Message, MessageType, Variant
-from dbus_next.aio import MessageBus
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import BusType, MessageType
 from dbus_next.errors import AuthError, DBusError
+from dbus_next.message import Message
+from dbus_next.signature import Variant
 
 from grebond.errors import DaemonRefused, SystemAccessError
 
@@ -110,7 +112,7 @@ class NMClient:
                                     "only with --write-only or --root") from exc
         except (AuthError, PermissionError) as exc:
             raise SystemAccessError(f"access to the system D-Bus denied: {exc}; run as root") from exc
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise SystemAccessError(f"cannot connect to the system D-Bus: {exc or 'timed out'}") from exc
         client = cls(bus, call_timeout_s)
         try:
@@ -129,7 +131,7 @@ class NMClient:
                       signature=signature, body=body or [])
         try:
             reply = await asyncio.wait_for(self._bus.call(msg), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SystemAccessError(f"NetworkManager did not answer {member} within {self._timeout:.0f} s") from None
         except DBusError as exc:   # raised by some library versions instead of an error reply
             raise _error(member, exc.type, exc.text) from exc

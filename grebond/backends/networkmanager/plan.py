@@ -11,8 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from grebond.backends.networkmanager.compare import (differences, ifname_of, is_bond, is_grebonds, name_of,
-                                                     plain_from_json, plain_to_json)
+from grebond.backends.networkmanager.compare import (
+    differences,
+    ifname_of,
+    is_bond,
+    is_grebonds,
+    name_of,
+    plain_from_json,
+    plain_to_json,
+)
 from grebond.renderer.networkmanager import Plain
 
 
