@@ -325,7 +325,7 @@ _UUID_NAMESPACE = "5c7f3b8e-2f1d-5a3e-9a53-6772656226f6"
 
 
 def _sha256(data: bytes) -> bytes:
-    """SHA-256 without hashlib, whose OpenSSL binding costs ~2 ms of every cold render.
+    """SHA-256 without hashlib, whose OpenSSL binding is a measurable part of a cold render (docs/performance.md).
 
     The builtin module is named ``_sha256`` up to Python 3.11 and ``_sha2`` from 3.12; hashlib
     is the fallback for a Python built without either. The digest is the same from all three.

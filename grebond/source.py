@@ -19,7 +19,7 @@ MAX_BYTES = 1 << 20          # a config for even hundreds of links is a few hund
 MAX_DEPTH = 32               # the format nests 6 deep
 MAX_NODES = 200_000          # after alias expansion
 
-try:  # libyaml is 5-10x faster; PyYAML's pure loader gives the same nodes and marks
+try:  # libyaml is several times faster; PyYAML's pure loader gives the same nodes and marks
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader

@@ -15,7 +15,7 @@ from grebond.errors import UsageError
 GROUP = "grebond.backends"
 
 # The built-ins, exactly as pyproject.toml registers them. Resolving these names directly
-# skips the entry-point scan (importlib.metadata costs ~25 ms at start-up, a third of a cold
+# skips the entry-point scan (importlib.metadata is a large part of a cold
 # render). A plugin may not take a built-in's name; discover() reports such a clash.
 BUILTINS = {
     "iproute2": "grebond.backends.iproute2:Iproute2Backend",

@@ -21,7 +21,7 @@ class _HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, sized to the terminal without importing shutil.
 
     argparse builds a formatter for every ``add_argument`` and each one imports shutil just to
-    read the terminal width: ~1.5 ms of every cold start, for help that is rarely printed.
+    read the terminal width: paid on every cold start, for help that is rarely printed.
     """
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
