@@ -23,7 +23,7 @@ from grebond.backends.base import Backend, Context, Snapshot
 from grebond.changes import Changes
 from grebond.errors import ApplyFailed, GrebondError, RolledBack, SystemAccessError
 from grebond.lock import exclusive
-from grebond.pending import refuse_if_pending
+from grebond.pending import refuse_if_pending, save_applied
 from grebond.security import check_config_permissions
 from grebond.verifier import Report, verify
 
@@ -83,7 +83,8 @@ class Transaction:
             found.append(self._not_root())
         try:
             check_config_permissions(self.config_path)
-            refuse_if_pending()
+            if self.ctx.root == Path("/"):      # a pending try is this host's; an image is not concerned
+                refuse_if_pending()
         except GrebondError as exc:
             found.append(exc)
         if live and underlay:
@@ -146,12 +147,20 @@ def _verify(ctx: Context) -> Report:
     return verify(ctx.config, ctx.node, settle_s=ctx.timeout_s)
 
 
-def apply(backend: Backend, ctx: Context, config_path: Path, *, rollback: bool = True) -> Outcome:
-    """The whole of ``grebond apply``: change, verify, keep (or restore and raise)."""
+def apply(backend: Backend, ctx: Context, config_path: Path, config_text: str, *,
+          rollback: bool = True) -> Outcome:
+    """The whole of ``grebond apply``: change, verify, keep (or restore and raise), and record the
+    model now running, which a later ``grebond try`` restores and verifies if it is not confirmed."""
     with Transaction(backend, ctx, config_path, rollback=rollback) as tx:
         outcome = tx.run()
-        if outcome.refusal is None:
+        if outcome.refusal is None and not ctx.dry_run:
             tx.keep()
+            if not ctx.offline:
+                try:
+                    save_applied(ctx.node, backend.name, config_text)
+                except SystemAccessError as exc:     # the change itself is done and verified
+                    outcome.changes.notes.append(f"note: {exc}; a later 'grebond try' cannot verify its "
+                                                 "rollback against this model")
         return outcome
 
 

@@ -50,6 +50,7 @@ class Pending:
     snapshot: dict[str, Any]
     ping: list[str] = field(default_factory=list)
     previous_config: str | None = None     # the model applied before, whose state a rollback restores
+    config_text: str = ""                  # the model tried, as it was then (the file may be edited meanwhile)
     guardian: str = ""                     # how the rollback outlives this process: a unit name or a pid
     changes: list[str] = field(default_factory=list)
 
@@ -116,3 +117,31 @@ def refuse_if_pending() -> None:
     if pending is not None:
         raise PendingChangeError(f"{pending.describe()}; confirm it ('grebond confirm') or roll it back "
                                  "('grebond rollback') first")
+
+
+# ----------------------------------------------------------------------------- the applied model
+
+def applied_path(node: str) -> Path:
+    return state_dir() / f"applied-{node}.yaml"
+
+
+def save_applied(node: str, backend: str, config_text: str) -> None:
+    """The model this node now runs (after an apply, or a confirmed try): what a later try's rollback
+    verifies against. YAML comments first, so the record reads as a config and says it is generated."""
+    header = f"# {GENERATED_MARKER}: the model node {node} runs (backend {backend}); do not edit.\n"
+    path = applied_path(node)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(path, (header + config_text).encode(), 0o600)
+    except OSError as exc:
+        raise SystemAccessError(f"cannot record the applied model in {path}: {exc.strerror or exc}; set "
+                                "GREBOND_STATE_DIR to a writable directory") from exc
+
+
+def applied(node: str) -> str | None:
+    try:
+        return applied_path(node).read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SystemAccessError(f"cannot read {applied_path(node)}: {exc.strerror or exc}") from exc

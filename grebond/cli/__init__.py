@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grebond.cli import backend_cmds, config_cmds, kernel_cmds, path_cmds
+    from grebond.cli import backend_cmds, config_cmds, kernel_cmds, path_cmds, try_cmds
 
     parser = _Parser(
         prog="grebond",
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"grebond {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (config_cmds, backend_cmds, kernel_cmds, path_cmds):
+    for module in (config_cmds, backend_cmds, try_cmds, kernel_cmds, path_cmds):
         module.register(sub)
     return parser
 
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, metavar="FILE",
                    help=f"the link model (default {DEFAULT_CONFIG})")
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (errors too: {\"error\": ..., \"exit_status\": N})")
 
 
 def add_node_arg(p: argparse.ArgumentParser, detect: str = "") -> None:
@@ -84,13 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        _json_error(args, exc, [str(p) for p in exc.problems])
         return exc.exit_status
     except GrebondError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        for line in lines:
             print(f"grebond: {line}", file=sys.stderr)
+        _json_error(args, exc, lines)
         return exc.exit_status
     except KeyboardInterrupt:
         print("grebond: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _json_error(args: argparse.Namespace, exc: GrebondError, lines: list[str]) -> None:
+    """With --json, an error is a JSON object on stdout too (a script reads one place)."""
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"error": lines[0] if len(lines) == 1 else "; ".join(lines), "lines": lines,
+                          "exit_status": exc.exit_status}))

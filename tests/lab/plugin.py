@@ -258,6 +258,8 @@ class LabDelegator:
             "LANG": "C.UTF-8",
             # hypothesis wants <cwd>/.hypothesis, and a warning is an error under filterwarnings=error
             "HYPOTHESIS_STORAGE_DIRECTORY": "/tmp/grebond-lab-hypothesis",
+            # grebond's state (the applied model, a pending try): the guest's /var is this machine's, read-only
+            "GREBOND_STATE_DIR": "/tmp/grebond-lab-state",
         }
         for k, v in os.environ.items():  # the guest starts with an empty environment
             if (k.startswith("GREBOND_") and k not in _INTERNAL_ENV) or k in {"CI", "PYTHONPATH"}:
