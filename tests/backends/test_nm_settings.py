@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
-from dbus_next import Variant
+import warnings
+
+with warnings.catch_warnings():
+    # Debian's dbus-next imports its GLib flavour on import, and python3-gi warns (ImportWarning)
+    # under pytest's import hooks; it is not grebond's code, and grebond never uses that flavour
+    warnings.simplefilter("ignore", ImportWarning)
+    from dbus_next.signature import Variant
+
+    from grebond.backends.networkmanager.dbus import from_dbus, to_dbus
 
 from grebond.backends.networkmanager.compare import plain_from_json, plain_to_json
-from grebond.backends.networkmanager.dbus import from_dbus, to_dbus
 from grebond.backends.networkmanager.plan import Plan, plan_profiles
 from grebond.renderer import networkmanager as renderer
 from grebond.validation import load_config
