@@ -34,7 +34,3 @@ def seed_copy(tmp_path: Path) -> Path:
     path.chmod(0o644)
     return path
 
-
-def golden_for(path: Path, golden: bytes) -> bytes:
-    """A golden file as an apply of ``path`` writes it: the header names the config by its resolved path."""
-    return golden.replace(b"from examples/seed.yaml", f"from {path.resolve()}".encode(), 1)

@@ -62,14 +62,15 @@ def test_render_every_node_into_node_dirs(tmp_path: Path) -> None:
 def test_render_one_node_into_dir_and_rerender_is_idempotent(tmp_path: Path) -> None:
     args = ["render", "--backend", "iproute2", "-c", SEED, "--node", "r1", "-o", str(tmp_path)]
     assert main(args) == 0
-    first = (tmp_path / "grebond-r1.sh").read_bytes()
+    first = (tmp_path / "r1" / "grebond-r1.sh").read_bytes()      # one layout: DIR/NODE/, as without --node
     assert main(args) == 0
-    assert (tmp_path / "grebond-r1.sh").read_bytes() == first
-    assert [p.name for p in tmp_path.iterdir()] == ["grebond-r1.sh"]   # no temp files left behind
+    assert (tmp_path / "r1" / "grebond-r1.sh").read_bytes() == first
+    assert [p.name for p in (tmp_path / "r1").iterdir()] == ["grebond-r1.sh"]   # no temp files left behind
 
 
 def test_render_never_overwrites_a_users_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mine = tmp_path / "grebond-r1.sh"
+    mine = tmp_path / "r1" / "grebond-r1.sh"
+    mine.parent.mkdir()
     mine.write_text("#!/bin/sh\necho my own script\n")
     rc = main(["render", "--backend", "iproute2", "-c", SEED, "--node", "r1", "-o", str(tmp_path)])
     assert rc == 3
@@ -194,3 +195,31 @@ def test_bond_mac_is_sha256_of_node_and_name() -> None:
         end = config.bonds_of(node)[0]
         digest = hashlib.sha256(f"grebond/{node}/{end.name}".encode()).digest()
         assert end.mac == ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
+@pytest.mark.parametrize("where", ["a file", "/dev/null", "under /proc", "not writable"])
+def test_render_output_that_cannot_be_written_is_one_line_exit_3(tmp_path: Path, where: str) -> None:
+    import os
+
+    if where == "a file":
+        out = tmp_path / "plain"
+        out.write_text("x")
+    elif where == "/dev/null":
+        out = Path("/dev/null")
+    elif where == "under /proc":
+        out = Path("/proc/grebond-out")
+    else:
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o555)
+    argv = [sys.executable, "-m", "grebond", "render", "--backend", "networkd", "-c", SEED, "-o", str(out)]
+    if where == "not writable" and os.geteuid() == 0:    # root writes anywhere: be nobody, as the issue was
+        os.chmod(tmp_path, 0o755)
+        argv = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 3, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
+    if out.is_dir():
+        assert list(out.iterdir()) == []

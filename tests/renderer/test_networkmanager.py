@@ -23,8 +23,7 @@ from grebond.renderer import networkmanager as nm
 from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
 
-from conftest import golden_for
-from golden import assert_golden, assert_golden_set
+from golden import assert_golden, assert_golden_set, golden_for
 from models import base
 from needs import need
 
