@@ -95,15 +95,15 @@ class Transaction:
                 require_encrypted_underlay(self.ctx.config.bonds_of(self.ctx.node))
             except GrebondError as exc:
                 found.append(exc)
-        if live and self.action != "remove":
-            lacking = modules.refusal(modules.needed(self.ctx.config.bonds_of(self.ctx.node)))
-            if lacking:
-                found.append(SystemAccessError(lacking))
         if live:
             try:
                 self.backend.ready(self.ctx)
             except GrebondError as exc:
                 found.append(exc)
+        if live and self.action != "remove":
+            lacking = modules.refusal(modules.needed(self.ctx.config.bonds_of(self.ctx.node)))
+            if lacking:
+                found.append(SystemAccessError(lacking))
         return found
 
     def run(self) -> Outcome:

@@ -28,6 +28,8 @@ class Problem:
     fix: str = ""
     warning: bool = False
     column: int | None = None
+    excerpt: tuple[str, ...] = ()
+    """The offending text and a caret under it (YAML syntax errors); printed under the one-line message."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file

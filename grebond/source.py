@@ -44,7 +44,7 @@ class _TooBig(Exception):
     pass
 
 
-def load_file(path: Path) -> Any:
+def load_file(path: Path, known: frozenset[str] = frozenset()) -> Any:
     """Read and parse ``path``; raise ConfigError naming the file and line on any problem."""
     name = str(path)
     try:
@@ -59,11 +59,12 @@ def load_file(path: Path) -> Any:
         raise ConfigError([Problem(name, None, "", "permission denied", "run as root or make the file readable")]) from None
     except OSError as exc:
         raise ConfigError([Problem(name, None, "", f"cannot read: {exc.strerror}", "check the path")]) from None
-    return load_text(data, name)
+    return load_text(data, name, known)
 
 
-def load_text(data: bytes | str, name: str = "<config>") -> Any:
-    """Parse YAML text (bytes must be UTF-8) into Located containers and scalars."""
+def load_text(data: bytes | str, name: str = "<config>", known: frozenset[str] = frozenset()) -> Any:
+    """Parse YAML text (bytes must be UTF-8) into Located containers and scalars. ``known``: the
+    format's key names, which tell a dedented line from a misindented one in a syntax error."""
     if isinstance(data, bytes):
         if len(data) > MAX_BYTES:
             raise ConfigError([Problem(name, None, "", f"file is larger than {MAX_BYTES} bytes",
@@ -106,8 +107,7 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
             # libyaml's own flow-level guard fires before our event scan sees the structure
             raise ConfigError([Problem(name, where, "", f"nested more than {MAX_DEPTH} levels deep",
                                        "a grebond config nests at most 6 levels")]) from None
-        raise ConfigError([Problem(name, where, "", f"YAML syntax error: {what}",
-                                   "fix the indentation or quoting on that line")]) from None
+        raise ConfigError([syntax_problem(name, text, exc, what, known)]) from None
     except yaml.reader.ReaderError as exc:
         # raised before any mark exists; its position is a character offset into the text
         line = text[: exc.position].count("\n") + 1
@@ -127,6 +127,95 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
     except _TooBig as exc:
         raise ConfigError([Problem(name, int(str(exc)), "", "the file expands to too many values "
                                    "(aliases repeated many times?)", "write the config without nested aliases")]) from None
+
+
+def syntax_problem(name: str, text: str, exc: yaml.MarkedYAMLError, what: str,
+                   known: frozenset[str] = frozenset()) -> Problem:
+    """A YAML syntax error said the way a person fixes it: where (line, column, the text with a
+    caret under it), a tab named as a tab, and an indentation that went wrong at the line it went
+    wrong, not at the line where the parser gave up."""
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return Problem(name, None, "", f"YAML syntax error: {what}", "fix the indentation or quoting")
+    lines = text.splitlines()
+    row, col = mark.line, mark.column
+    source = lines[row] if row < len(lines) else ""
+    indent = source[: len(source) - len(source.lstrip(" \t"))]
+    if "\t" in indent or source[col:col + 1] == "\t":
+        at = source.index("\t")
+        return Problem(name, row + 1, "", "tabs are not allowed for indentation in YAML",
+                       "indent with spaces, two per level", column=at + 1, excerpt=_caret(source, at))
+    if "expected key" in what or "expected <block end>" in what:
+        found = _misindented(lines, row, exc.context_mark.column if exc.context_mark else None, known)
+        if found is not None:
+            culprit, message = found
+            width = _indent(lines[culprit])
+            return Problem(name, culprit + 1, "", f"YAML syntax error: {message}",
+                           "indent the keys of one mapping alike, deeper than their parent",
+                           column=width + 1, excerpt=_caret(lines[culprit], width))
+    return Problem(name, row + 1, "", f"YAML syntax error: {what}", "fix the indentation or quoting on that line",
+                   column=col + 1, excerpt=_caret(source, col))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _meaningful(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
+def _key(line: str) -> str:
+    return line.strip().split(":", 1)[0].strip().lstrip("- ")
+
+
+def _misindented(lines: list[str], row: int, context_col: int | None,
+                 known: frozenset[str]) -> tuple[int, str] | None:
+    """Which line's indentation went wrong when the parser stopped at ``row``, and why.
+
+    The parser was in a mapping whose keys are at ``context_col``; the last such key above ``row``
+    (``parent``) opened a deeper block, and ``row`` is indented between the two. Either ``row`` is
+    off, or ``row`` is right and ``parent`` (with its block) was dedented out of the mapping ``row``
+    belongs to. The format's own key names decide where they can: a known key of ``parent``'s kind
+    sits at ``row``'s level above it. For other names (bond, node, tunnel names), a line above at
+    ``row``'s level does.
+    """
+    if context_col is None or row >= len(lines):
+        return None
+    here = _indent(lines[row])
+    parent = next((i for i in range(row - 1, -1, -1) if _meaningful(lines[i]) and _indent(lines[i]) <= context_col),
+                  None)
+    if parent is None or _indent(lines[parent]) != context_col:
+        return None
+    first = next((j for j in range(parent + 1, row) if _meaningful(lines[j])), None)
+    if first is None or not context_col < here < _indent(lines[first]):
+        return None
+    above = [line for line in lines[:parent] if _meaningful(line)]
+    if _key(lines[parent]) in known:
+        dedented = any(_key(line) in known and _indent(line) == here for line in above[-20:])
+    else:
+        dedented = any(_indent(line) == here for line in above)
+    if dedented:
+        return parent, (f"this line is indented {context_col} spaces, but line {row + 1}, after its block, is "
+                        f"indented {here} like the keys above it: this line and its block left that mapping")
+    return row, (f"this line is indented {here} spaces, which matches no level above it (line {first + 1} is at "
+                 f"{_indent(lines[first])}, line {parent + 1} at {context_col})")
+
+
+EXCERPT_WIDTH = 100
+
+
+def _caret(source: str, col: int) -> tuple[str, ...]:
+    """The line as written and a caret under the column (tabs shown as spaces, to align); a long
+    line is cut to the stretch around the column, a blank one not shown."""
+    shown = source.replace("\t", " ")
+    if not shown.strip():
+        return ()
+    start = max(0, min(col - EXCERPT_WIDTH // 2, len(shown) - EXCERPT_WIDTH))
+    if len(shown) > EXCERPT_WIDTH:
+        shown = shown[start:start + EXCERPT_WIDTH]
+        col -= start
+    return (shown, " " * min(col, len(shown)) + "^")
 
 
 def _codepoint(char: int | str) -> str:

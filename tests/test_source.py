@@ -11,6 +11,7 @@ import pytest
 
 from grebond.errors import ConfigError
 from grebond.source import MAX_BYTES, LocatedList, LocatedMap, load_file, load_text
+from grebond.validation import KNOWN_KEYS
 
 
 def problems(data: bytes | str) -> list[str]:
@@ -132,10 +133,10 @@ def test_tags_are_refused_not_constructed(text: str, tag: str, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
-    ("a: [1, 2\nb: 3\n", "f.yaml:2: YAML syntax error: did not find expected ',' or ']'"),
-    ("a:\n\tb: 1\n", "f.yaml:2: YAML syntax error: found character that cannot start any token"),
-    ("a: 1\n---\nb: 2\n", "f.yaml:2: YAML syntax error: but found another document"),
-    ("a: *nowhere\n", "f.yaml:1: YAML syntax error: found undefined alias"),
+    ("a: [1, 2\nb: 3\n", "f.yaml:2:2: YAML syntax error: did not find expected ',' or ']'"),
+    ("a:\n\tb: 1\n", "f.yaml:2:1: tabs are not allowed for indentation in YAML; indent with spaces"),
+    ("a: 1\n---\nb: 2\n", "f.yaml:2:1: YAML syntax error: but found another document"),
+    ("a: *nowhere\n", "f.yaml:1:4: YAML syntax error: found undefined alias"),
     ("[a]: 1\n", "f.yaml:1: a mapping key must be a plain name; use a name like 'bond0'"),
     ("a: 2001-13-45\n", "f.yaml:1: cannot read the value '2001-13-45'; quote it as a string"),
 ], ids=["unclosed-flow", "tab", "two-documents", "undefined-alias", "list-as-key", "impossible-date"])
@@ -158,3 +159,35 @@ def test_unreadable_paths(setup: str, expected: str, tmp_path: Path) -> None:
 
 def test_lone_surrogate_in_text_is_a_config_error() -> None:
     assert one("a: 1\nb: \ud800\n") == "f.yaml:2: character U+D800 is not valid Unicode text; remove it; a config is UTF-8 text"
+
+
+SEED = (Path(__file__).resolve().parents[1] / "examples" / "seed.yaml").read_text()
+
+
+def _edit(line: int, delta: int) -> str:
+    lines = SEED.split("\n")
+    lines[line - 1] = lines[line - 1][-delta:] if delta < 0 else " " * delta + lines[line - 1]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(("line", "delta", "blamed", "says"), [
+    (14, -2, 14, "line 19, after its block, is indented 4"),          # 'tunnels:' dedented: the parser stops 5 lines on
+    (11, -2, 11, "line 14, after its block, is indented 4"),
+    (15, -1, 15, "line 17, after its block, is indented 6"),          # a tunnel name dedented
+    (21, -1, 21, "indented 3 spaces, which matches no level above it"),
+])
+def test_a_wrong_indentation_is_blamed_where_it_went_wrong(line: int, delta: int, blamed: int, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text(_edit(line, delta), "seed.yaml", KNOWN_KEYS)
+    [problem] = info.value.problems
+    assert problem.line == blamed and says in problem.message, str(problem)
+    source, caret = problem.excerpt
+    assert source == _edit(line, delta).split("\n")[blamed - 1] and caret == " " * (problem.column - 1) + "^"
+
+
+def test_a_tab_is_named_with_its_column_and_a_caret() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text("version: 1\nlinks:\n  bond0:\n  \tmode: balance-rr\n", "f.yaml")
+    [problem] = info.value.problems
+    assert str(problem) == "f.yaml:4:3: tabs are not allowed for indentation in YAML; indent with spaces, two per level"
+    assert problem.excerpt == ("   mode: balance-rr", "  ^")

@@ -50,7 +50,7 @@ IPV6_BOND = edit("[10.67.0.1/24]", "[10.67.0.1/24, 'fd67::1/64']").replace("[10.
 
 CASES = {
     "yaml-syntax": (edit("[10.67.0.1/24]", "[10.67.0.1/24"),
-                    "f.yaml:5: YAML syntax error: did not find expected ',' or ']'; "
+                    "f.yaml:5:36: YAML syntax error: did not find expected ',' or ']'; "
                     "fix the indentation or quoting on that line"),
     "offloads-not-on-off-auto": (link_option("offloads: maybe"),
                                  "f.yaml:4: links.bond0.offloads: 'maybe' is not auto, on or off; use off (one flow "

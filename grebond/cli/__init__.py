@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+            for line in problem.excerpt:
+                print(f"    {line}", file=sys.stderr)
         _json_error(args, exc, [str(p) for p in exc.problems])
         return exc.exit_status
     except GrebondError as exc:

@@ -45,13 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_arg(p)
     calc = p.add_argument_group("calculator (instead of a config)")
     calc.add_argument("--base", type=int, metavar="N", help="physical MTU under WireGuard (e.g. 1500)")
-    calc.add_argument("--wireguard", choices=("ipv4", "ipv6", "none"), default="ipv4",
+    calc.add_argument("--wireguard", choices=("ipv4", "ipv6", "none"), default=None,
                       help="WireGuard's outer family with --base (default ipv4)")
     calc.add_argument("--underlay-mtu", type=int, metavar="N", help="the underlay device MTU (e.g. WireGuard's 1420)")
     calc.add_argument("--family", choices=("ipv4", "ipv6"), default=None,
                       help="tunnel (GRE) family (default: WireGuard's family)")
     calc.add_argument("--key", action="store_true", help="the tunnel has a GRE key")
-    calc.add_argument("--encaplimit", default="none", metavar="none|N", help="ip6gretap encapsulation limit")
+    calc.add_argument("--encaplimit", default=None, metavar="none|N",
+                      help="ip6gretap encapsulation limit (default none; IPv6 tunnels only)")
     p.set_defaults(func=cmd_mtu)
 
 
@@ -168,9 +169,18 @@ def _check_output(out: Path, paths: list[Path]) -> None:
             raise OutputError(f"-o {out}: {directory} is not writable by this user; choose another directory")
 
 
+CALCULATOR_OPTIONS = ("wireguard", "family", "key", "encaplimit")
+PHYSICAL_MTU_RANGE = (576, 65535)
+
+
 def cmd_mtu(args: argparse.Namespace) -> int:
     if args.base is not None or args.underlay_mtu is not None:
         return _mtu_calculator(args)
+    given = [f"--{name.replace('_', '-')}" for name in CALCULATOR_OPTIONS if getattr(args, name) not in (None, False)]
+    if given:
+        raise UsageError(f"{' '.join(given)}: calculator option{'s' if len(given) > 1 else ''}; add --base N (the "
+                         "physical MTU under WireGuard) or --underlay-mtu N (the WireGuard device's), or drop "
+                         f"{'them' if len(given) > 1 else 'it'} to read -c FILE")
     config = load(args)
     for link in config.links:
         print(f"{link.name}: bond MTU {link.mtu}" + (" (auto: the smallest tunnel)" if link.mtu_auto else " (set)"))
@@ -182,9 +192,22 @@ def cmd_mtu(args: argparse.Namespace) -> int:
 
 
 def _mtu_calculator(args: argparse.Namespace) -> int:
-    wg_family = {"ipv4": 4, "ipv6": 6}.get(args.wireguard)
+    lo, hi = PHYSICAL_MTU_RANGE
+    if args.base is not None and args.underlay_mtu is not None:
+        raise UsageError("give --base (the physical MTU under WireGuard) or --underlay-mtu (the WireGuard "
+                         "device's MTU), not both")
+    for option, value in (("--base", args.base), ("--underlay-mtu", args.underlay_mtu)):
+        if value is not None and not lo <= value <= hi:
+            raise UsageError(f"{option} {value}: an MTU is {lo} to {hi} bytes")
+    wireguard = args.wireguard or "ipv4"
+    if args.underlay_mtu is not None and args.wireguard is not None:
+        raise UsageError("--wireguard describes the link under --base; with --underlay-mtu the WireGuard "
+                         "overhead is already taken off")
+    wg_family = {"ipv4": 4, "ipv6": 6}.get(wireguard)
     family = {"ipv4": 4, "ipv6": 6}[args.family] if args.family else (wg_family or 4)
-    if args.encaplimit == "none":
+    if args.encaplimit is not None and family != 6:
+        raise UsageError("--encaplimit applies to an IPv6 (ip6gretap) tunnel: add --family ipv6, or drop it")
+    if args.encaplimit in (None, "none"):
         encaplimit = None
     elif args.encaplimit.isdigit() and int(args.encaplimit) <= 255:
         encaplimit = int(args.encaplimit)
@@ -192,17 +215,20 @@ def _mtu_calculator(args: argparse.Namespace) -> int:
         raise UsageError(f"--encaplimit {args.encaplimit}: use 'none' or 0-255")
     if args.underlay_mtu is not None:
         underlay = args.underlay_mtu
-        print(f"underlay device MTU {underlay}")
+        where = f"underlay device MTU {underlay}"
+    elif wg_family is None:
+        underlay = args.base
+        where = f"underlay: physical link MTU {underlay}, no WireGuard"
     else:
-        if wg_family is None:
-            underlay = args.base
-            print(f"underlay: physical link MTU {underlay}, no WireGuard")
-        else:
-            underlay = mtu_mod.wireguard_mtu(args.base, wg_family)
-            print(f"WireGuard over IPv{wg_family} on a {args.base}-byte link: {args.base} - "
-                  f"{mtu_mod.WIREGUARD_OVERHEAD[wg_family]} (IPv{wg_family} {mtu_mod.OUTER_IP[wg_family]} + UDP 8 + "
-                  f"WireGuard 32) = {underlay}")
+        underlay = mtu_mod.wireguard_mtu(args.base, wg_family)
+        where = (f"WireGuard over IPv{wg_family} on a {args.base}-byte link: {args.base} - "
+                 f"{mtu_mod.WIREGUARD_OVERHEAD[wg_family]} (IPv{wg_family} {mtu_mod.OUTER_IP[wg_family]} + UDP 8 + "
+                 f"WireGuard 32) = {underlay}")
     b = mtu_mod.tunnel_breakdown(underlay, family, args.key, encaplimit if family == 6 else None)
+    if b.mtu < mtu_mod.MIN_MTU_IPV4:
+        raise UsageError(f"a {underlay}-byte underlay leaves a bond MTU of {b.mtu}, below IPv4's minimum of "
+                         f"{mtu_mod.MIN_MTU_IPV4}: the tunnels need a larger underlay MTU")
+    print(where)
     print(f"{'gretap' if family == 4 else 'ip6gretap'}:")
     print("\n".join(b.lines()))
     floor = mtu_mod.MIN_MTU_IPV6

@@ -17,18 +17,20 @@ from grebond.errors import ConfigError, Problem
 from grebond.source import load_file, load_text
 from grebond.validation.across import check_across_links
 from grebond.validation.link import link_of
-from grebond.validation.names import SUPPORTED_VERSION, TOP_KEYS
+from grebond.validation.names import END_KEYS, LINK_KEYS, MONITOR_KEYS, SUPPORTED_VERSION, TOP_KEYS, TUNNEL_KEYS
 from grebond.validation.reader import MISSING, Checker, describe, is_int
+
+KNOWN_KEYS = frozenset((*TOP_KEYS, *LINK_KEYS, *END_KEYS, *TUNNEL_KEYS, *MONITOR_KEYS))
 
 
 def load_config(path: Path | str) -> tuple[model.Config, list[Problem]]:
     """Read, check and build the model for the file at ``path``; return it with its warnings."""
-    return build_config(load_file(Path(path)), str(path))
+    return build_config(load_file(Path(path), KNOWN_KEYS), str(path))
 
 
 def parse_config(text: str | bytes, name: str = "<config>") -> tuple[model.Config, list[Problem]]:
     """Like load_config, for text already in memory (tests, stdin)."""
-    return build_config(load_text(text, name), name)
+    return build_config(load_text(text, name, KNOWN_KEYS), name)
 
 
 def build_config(tree: Any, file: str) -> tuple[model.Config, list[Problem]]:

@@ -223,3 +223,42 @@ def test_render_output_that_cannot_be_written_is_one_line_exit_3(tmp_path: Path,
     assert done.stdout == ""
     if out.is_dir():
         assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--base", "0"], "--base 0: an MTU is 576 to 65535 bytes"),
+    (["--base", "70000"], "--base 70000: an MTU is 576 to 65535 bytes"),
+    (["--underlay-mtu", "100"], "--underlay-mtu 100: an MTU is 576 to 65535 bytes"),
+    (["--base", "600"], "a 540-byte underlay leaves a bond MTU of 502, below IPv4's minimum of 576"),
+    (["--base", "1500", "--encaplimit", "4"], "--encaplimit applies to an IPv6 (ip6gretap) tunnel"),
+    (["--base", "1500", "--underlay-mtu", "1420"], "give --base (the physical MTU under WireGuard) or --underlay-mtu"),
+    (["--underlay-mtu", "1420", "--wireguard", "ipv6"], "with --underlay-mtu the WireGuard overhead is already taken"),
+    (["--family", "ipv6"], "--family: calculator option; add --base N"),
+])
+def test_mtu_calculator_refuses_what_it_cannot_mean(argv: list[str], message: str) -> None:
+    done = run("mtu", *argv)
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_mtu_calculator_all_ipv6() -> None:
+    done = run("mtu", "--base", "1500", "--wireguard", "ipv6", "--family", "ipv6")
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "bond MTU 1362"
+
+
+def test_a_kernel_without_bonding_or_gretap_is_one_line_before_anything_changes(tmp_path: Path) -> None:
+    """This host's kernel has neither module: the kernel backend says so, and why it is unavailable."""
+    from grebond.kernel.modules import missing
+
+    need(missing(["bond", "gretap"]), "this host's kernel has bonding and gretap")
+    cfg = tmp_path / "seed.yaml"
+    cfg.write_text(Path(SEED).read_text().replace("    ttl: 255\n", "    ttl: 255\n    allow-plaintext-underlay: true\n"))
+    cfg.chmod(0o600)
+    done = run("apply", "--backend", "kernel", "-c", str(cfg), "--node", "r2")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "grebond: this kernel has no bond (modprobe bonding) / gretap (modprobe ip_gre); load the module, or run "
+        "grebond on a kernel that has it"]
+    listing = run("backends")
+    assert "kernel           unavailable" in listing.stdout and "modprobe bonding" in listing.stdout

@@ -33,7 +33,7 @@ def add(name, text, path, frag):
     C[name] = (text, path, frag)
 # syntax
 add("syntax-unclosed-flow.yaml", sub("[10.67.0.1/24]", "[10.67.0.1/24"), "", "YAML syntax error")
-add("syntax-tab-indent.yaml", sub("      gre1:", "\tgre1:"), "", "YAML syntax error")
+add("syntax-tab-indent.yaml", sub("      gre1:", "\tgre1:"), "", "tabs are not allowed for indentation")
 add("syntax-bad-indent.yaml", sub("    tunnels:", "   tunnels:"), "", "YAML syntax error")
 add("syntax-two-documents.yaml", BASE + "---\nversion: 1\n", "", "YAML syntax error")
 add("syntax-undefined-alias.yaml", sub("10.67.0.1/24]", "*nowhere]"), "", "undefined alias")
