@@ -57,7 +57,7 @@ CASES = {
                                  "striped per packet in balance-rr), on, or auto (the kernel's choice)"),
     "wrong-type": (link_option("ttl: high"),
                    "f.yaml:4: links.bond0.ttl: must be a whole number, not the text 'high'; "
-                   "use 1-255 (255 is the usual; 0 inherits)"),
+                   "use 1 to 255 (255 is the usual), or 0 to inherit"),
     "unknown-key-did-you-mean": (gre1_option("kye: 2"),
                                  "f.yaml:10: links.bond0.tunnels.gre1.kye: unknown key 'kye'; did you mean 'key'?"),
     "missing-version": (BASE.replace("version: 1\n", ""),
@@ -311,3 +311,15 @@ def test_offloads_are_the_kernels_unless_set(mode: str, written: str | None, res
         text = link_option(f"offloads: {written}", text)
     config, _ = parse_config(text, "f.yaml")
     assert config.links[0].offloads is resolved
+
+
+def test_link_level_encaplimit_is_the_default_of_its_ipv6_tunnels() -> None:
+    ipv6 = (Path(__file__).resolve().parents[1] / "examples" / "ipv6.yaml").read_text()
+    config, _ = parse_config(ipv6 + "    encaplimit: 4\n", "f.yaml")
+    assert [t.encaplimit for t in config.links[0].tunnels] == [4, 4]
+    one = ipv6.replace('ends: {r2: "fd65::2", r1: "fd65::6"}', 'ends: {r2: "fd65::2", r1: "fd65::6"}\n        encaplimit: none')
+    config, _ = parse_config(one + "    encaplimit: 4\n", "f.yaml")
+    assert [t.encaplimit for t in config.links[0].tunnels] == [None, 4]      # the tunnel's own wins
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + "    encaplimit: 4\n", "f.yaml")
+    assert "links.bond0.encaplimit: only applies to IPv6 (ip6gretap) tunnels, and this link has none" in str(info.value)

@@ -8,9 +8,9 @@ from typing import Any
 from grebond import model, mtu
 from grebond.source import LocatedList, LocatedMap
 from grebond.validation.bond import monitor, options
-from grebond.validation.names import END_KEYS, LINK_KEYS, NODE_NAME_RE, check_ifname
+from grebond.validation.names import END_KEYS, LINK_KEYS, NODE_NAME_RE, TTL_HINT, check_ifname
 from grebond.validation.reader import Checker, describe
-from grebond.validation.tunnels import tunnels_of
+from grebond.validation.tunnels import encaplimit_of, tunnels_of
 
 
 def link_of(c: Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | None:
@@ -24,12 +24,13 @@ def link_of(c: Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link |
     mode_name = c.choice(m, "mode", path, tuple(x.value for x in model.BondMode), "balance-rr", numbered=True)
     mode = model.BondMode(mode_name) if mode_name else model.BondMode.BALANCE_RR
     ends = _ends(c, m, path)
-    link_ttl = c.integer(m, "ttl", path, 0, 255, model.DEFAULT_TTL, "use 1-255 (255 is the usual; 0 inherits)")
+    link_ttl = c.integer(m, "ttl", path, 0, 255, model.DEFAULT_TTL, TTL_HINT)
+    link_encaplimit = encaplimit_of(c, m, path)
     link_umtu = c.integer(m, "underlay-mtu", path, 576, 65535, model.DEFAULT_UNDERLAY_MTU,
                           "use the MTU of the WireGuard devices the tunnels run over (1420 by default)")
     raw_ends = m.get("ends")
     declared = list(raw_ends) if isinstance(raw_ends, LocatedMap) and len(raw_ends) == 2 else []
-    tunnels = tunnels_of(c, m, path, declared, link_ttl, link_umtu)
+    tunnels = tunnels_of(c, m, path, declared, link_ttl, link_umtu, link_encaplimit)
     mon = monitor(c, m, path, mode)
     opts = options(c, m, path, mode, mon, tunnels)
     plaintext = c.boolean(m, "allow-plaintext-underlay", path, False)

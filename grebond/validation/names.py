@@ -10,7 +10,7 @@ SUPPORTED_VERSION = 1
 TOP_KEYS = ("version", "links")
 LINK_KEYS = ("mode", "ends", "tunnels", "ttl", "underlay-mtu", "mtu", "monitor", "xmit-hash-policy",
              "min-links", "packets-per-slave", "lacp-rate", "primary", "updelay", "downdelay",
-             "allow-plaintext-underlay", "offloads")
+             "allow-plaintext-underlay", "offloads", "encaplimit")
 END_KEYS = ("addresses",)
 TUNNEL_KEYS = ("ends", "key", "ttl", "underlay-mtu", "kind", "encaplimit")
 MONITOR_KEYS = ("type", "interval", "missed-max", "validate", "targets")
@@ -43,3 +43,6 @@ def check_ifname(c: Checker, name: str, line: int | None, path: str, what: str) 
     else:
         return True
     return False
+
+TTL_HINT = "use 1 to 255 (255 is the usual), or 0 to inherit"
+ENCAPLIMIT_HINT = "use 'none' (the default: saves 8 bytes per packet) or 0 to 255"

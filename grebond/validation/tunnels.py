@@ -7,13 +7,26 @@ from typing import Any
 
 from grebond import model
 from grebond.source import LocatedMap
-from grebond.validation.names import TUNNEL_KEYS, check_ifname
+from grebond.validation.names import ENCAPLIMIT_HINT, TTL_HINT, TUNNEL_KEYS, check_ifname
 from grebond.validation.reader import Checker, close_matches, describe
+
+NOT_GIVEN: tuple[bool, int | None] = (False, None)
+
+
+def encaplimit_of(c: Checker, m: LocatedMap, path: str) -> tuple[bool, int | None]:
+    """``encaplimit`` of a link or tunnel: (given, the limit or None for 'none')."""
+    if "encaplimit" not in m:
+        return NOT_GIVEN
+    if m["encaplimit"] == "none":
+        return True, None
+    value = c.integer(m, "encaplimit", path, 0, 255, None, ENCAPLIMIT_HINT)
+    return (True, value) if value is not None else NOT_GIVEN
 
 
 def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int | None,
-             underlay_mtu: int | None) -> list[model.Tunnel]:
-    """The link's tunnels; ``nodes`` are the two ends as declared (empty if 'ends' is itself wrong)."""
+               underlay_mtu: int | None, link_encaplimit: tuple[bool, int | None] = NOT_GIVEN) -> list[model.Tunnel]:
+    """The link's tunnels; ``nodes`` are the two ends as declared (empty if 'ends' is itself wrong).
+    ``link_encaplimit``: the link's own ``encaplimit``, the default of its IPv6 tunnels."""
     where = f"{path}.tunnels"
     if "tunnels" not in m:
         c.missing(m.line, where, "add 'tunnels:' with one GRETAP tunnel per underlay path")
@@ -49,20 +62,15 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
             if key == 0:
                 c.add(c.line(t, "key"), f"{tpath}.key", "key 0 means 'no key' to the kernel and networkd",
                       "remove 'key', or use 1 to 4294967295")
-        tttl = c.integer(t, "ttl", tpath, 0, 255, ttl, "use 1-255 (255 is the usual; 0 inherits)")
+        tttl = c.integer(t, "ttl", tpath, 0, 255, ttl, TTL_HINT)
         tumtu = c.integer(t, "underlay-mtu", tpath, 576, 65535, underlay_mtu,
                           "use the MTU of the WireGuard device this tunnel runs over")
-        encaplimit = None
-        if "encaplimit" in t:
-            raw_el = t["encaplimit"]
-            if addrs and addrs[0][1].version == 4:
-                c.add(c.line(t, "encaplimit"), f"{tpath}.encaplimit", "only applies to IPv6 (ip6gretap) tunnels",
-                      "remove it")
-            elif raw_el == "none":
-                encaplimit = None
-            else:
-                encaplimit = c.integer(t, "encaplimit", tpath, 0, 255, None,
-                                       "use 'none' (the default: saves 8 bytes per packet) or 0-255")
+        given, encaplimit = encaplimit_of(c, t, tpath)
+        if given and addrs and addrs[0][1].version == 4:
+            c.add(c.line(t, "encaplimit"), f"{tpath}.encaplimit", "only applies to IPv6 (ip6gretap) tunnels",
+                  "remove it")
+        elif not given:
+            encaplimit = link_encaplimit[1]
         if not name_ok or len(c.problems) > before or not addrs or tttl is None or tumtu is None:
             continue
         if tumtu and addrs[0][1].version == 6 and tumtu < 1280:
@@ -71,7 +79,10 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
                   "use the MTU of the WireGuard device (1420 by default)")
             continue
         tunnels.append(model.Tunnel(name=name, underlay=addrs, ttl=tttl, underlay_mtu=tumtu, key=key,
-                                    encaplimit=encaplimit))
+                                    encaplimit=encaplimit if addrs[0][1].version == 6 else None))
+    if link_encaplimit[0] and tunnels and all(t.family == 4 for t in tunnels):
+        c.add(c.line(m, "encaplimit"), f"{path}.encaplimit", "only applies to IPv6 (ip6gretap) tunnels, and this "
+              "link has none", "remove it")
     return tunnels
 
 
