@@ -108,7 +108,9 @@ class Backend(ABC):
                                     "with --write-only or --root")
 
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
-        raise UsageError(f"backend '{self.name}' has no files to install; use 'grebond render' or 'apply'")
+        raise UsageError(f"backend '{self.name}' changes the running system and has no files to write with --root "
+                         "or --write-only; use the networkd or networkmanager backend for persistent files, or "
+                         "'grebond render --backend iproute2' for a script")
 
     def snapshot(self, ctx: Context) -> Snapshot:
         raise UsageError(f"backend '{self.name}' cannot change a running system; use 'grebond render' or "

@@ -260,3 +260,21 @@ def test_golden_offloads_off(tmp_path: Path, node: str, monkeypatch: pytest.Monk
     for f in rendering.files:
         assert_golden(f"networkd/seed-offloads-off/{node}/{f.name}", f.content)
     assert_golden_set(f"networkd/seed-offloads-off/{node}", names)
+
+
+def test_a_users_file_for_the_same_interface_is_warned_about(seed_copy: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """networkd would use the user's 10-bond0.netdev/.network, not grebond's: apply says so (and still writes)."""
+    netdir = tmp_path / "etc/systemd/network"
+    netdir.mkdir(parents=True)
+    (netdir / "10-bond0.netdev").write_bytes(b"[NetDev]\nName=bond0\nKind=bond\n")
+    (tmp_path / "usr/lib/systemd/network").mkdir(parents=True)
+    (tmp_path / "usr/lib/systemd/network/20-tunnels.network").write_bytes(b"[Match]\nName=gre1 gre9\n")
+    (netdir / "90-late.network").write_bytes(b"[Match]\nName=gre2\n")     # sorts after ours: not used
+    assert _apply_root(tmp_path, str(seed_copy)) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {netdir}/10-bond0.netdev also defines bond0" in out
+    assert (f"warning: {tmp_path}/usr/lib/systemd/network/20-tunnels.network matches gre1 and sorts before "
+            "40-grebond-gre1.network") in out
+    assert "90-late.network" not in out
+    assert (netdir / "10-bond0.netdev").read_bytes() == b"[NetDev]\nName=bond0\nKind=bond\n"

@@ -344,3 +344,26 @@ def test_golden_offloads_off(tmp_path: Path, node: str, monkeypatch: pytest.Monk
     for f in nm.render(load_config("seed-offloads-off.yaml")[0].bonds_of(node), "x", node).files:
         assert parse_ini(f.content.decode())["ethtool"] == {
             k: ["false"] for k in ("feature-gso", "feature-tso", "feature-tx-tcp6-segmentation", "feature-gro")}
+
+
+def test_another_profile_for_the_same_interface_is_warned_about(seed_copy: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    kdir = tmp_path / "etc/NetworkManager/system-connections"
+    kdir.mkdir(parents=True)
+    theirs = kdir / "my-bond.nmconnection"
+    theirs.write_bytes(b"[connection]\nid=my-bond\ntype=bond\ninterface-name=bond0\n")
+    assert _apply_root(tmp_path, str(seed_copy)) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {theirs} is another profile for bond0" in out
+    assert theirs.read_bytes() == b"[connection]\nid=my-bond\ntype=bond\ninterface-name=bond0\n"
+
+
+def test_plan_warns_about_a_foreign_live_profile() -> None:
+    from grebond.backends.networkmanager.plan import foreign_profiles
+
+    config, _ = load_config(REPO / "examples/seed.yaml")
+    desired = nm.settings(config.bonds_of("r2"), "x", "r2")
+    theirs = {"connection": {"id": ("s", "Bond connection 1"), "uuid": ("s", "u-1"), "type": ("s", "bond"),
+                             "interface-name": ("s", "bond0")}}
+    [warning] = foreign_profiles(desired, {"u-1": ("/p/9", theirs)})
+    assert warning.startswith("warning: NetworkManager also has the profile 'Bond connection 1' (u-1) for bond0")

@@ -26,10 +26,10 @@ from typing import Any
 
 from grebond.backends.base import Availability, Backend, Context, Snapshot
 from grebond.backends.networkd import daemon
-from grebond.backends.networkd.files import read_files
+from grebond.backends.networkd.files import SEARCH_DIRS, read_files, shadowing
 from grebond.changes import Changes
 from grebond.errors import GrebondError, SystemAccessError
-from grebond.files import under_root
+from grebond.files import is_generated, under_root
 from grebond.kernel.ethtool import converge_offloads
 from grebond.kernel.netlink import delete_links, enslave
 from grebond.kernel.reader import read_state
@@ -123,7 +123,25 @@ class NetworkdBackend(Backend):
                                     "or write the files only with --write-only or --root")
 
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
-        return self.directory(ctx).sync({f.name: f.content for f in rendering.files}, ctx.dry_run)
+        desired = {f.name: f.content for f in rendering.files}
+        changes = self.directory(ctx).sync(desired, ctx.dry_run)
+        changes.notes += self.shadowed(desired, ctx)
+        return changes
+
+    def shadowed(self, desired: dict[str, bytes], ctx: Context) -> list[str]:
+        """Warnings for files of others, in any of networkd's directories, that define grebond's interfaces."""
+        others: dict[str, bytes] = {}
+        for d in SEARCH_DIRS:
+            directory = under_root(ctx.root, d)
+            if not directory.is_dir():
+                continue
+            for path in sorted(directory.iterdir()):
+                if path.suffix in (".netdev", ".network") and path.is_file() and not is_generated(path):
+                    try:
+                        others[str(path)] = path.read_bytes()
+                    except OSError:
+                        continue
+        return shadowing(desired, others)
 
     # ------------------------------------------------------------- the transaction's steps
     def snapshot(self, ctx: Context) -> NetworkdSnapshot:
@@ -134,9 +152,9 @@ class NetworkdBackend(Backend):
 
     def change(self, ctx: Context, snapshot: Snapshot) -> Changes:
         desired = {f.name: f.content for f in self.render(ctx).files}
-        if ctx.dry_run:
-            return self._dry_run(desired, ctx)
-        return self._converge(desired, ctx)
+        changes = self._dry_run(desired, ctx) if ctx.dry_run else self._converge(desired, ctx)
+        changes.notes += self.shadowed(desired, ctx)
+        return changes
 
     def restore(self, ctx: Context, snapshot: Snapshot) -> str:
         """The files (and, with networkd running, the links) from before. With networkd gone only the

@@ -55,3 +55,37 @@ def read_files(files: dict[str, bytes]) -> FileSet:
             if ifname and value in ("true", "false"):
                 out.offloads[ifname] = value == "true"
     return out
+
+
+SEARCH_DIRS = ("/etc/systemd/network", "/run/systemd/network", "/usr/local/lib/systemd/network",
+               "/usr/lib/systemd/network")
+"""networkd's search path, highest priority first (systemd.network(5)); one name in a higher
+directory hides the same name in a lower one."""
+
+
+def shadowing(ours: dict[str, bytes], others: dict[str, bytes]) -> list[str]:
+    """Files not grebond's (path -> content) that define one of grebond's interfaces: a .netdev with
+    the same Name= (networkd creates one netdev per name), or a .network matching the name that
+    sorts before grebond's (networkd uses the first .network that matches a link). One warning each."""
+    mine = read_files(ours)
+    names = {nd.name for nd in mine.netdevs.values()}
+    our_network = {match: file for file, content in ours.items() if file.endswith(".network")
+                   for match in parse_ini(content.decode()).get("Match", {}).get("Name", [])}
+    out = []
+    for path, content in sorted(others.items(), key=lambda item: item[0].rsplit("/", 1)[-1]):
+        file = path.rsplit("/", 1)[-1]
+        try:
+            sections = parse_ini(content.decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if file.endswith(".netdev"):
+            name = sections.get("NetDev", {}).get("Name", [""])[-1]
+            if name in names:
+                out.append(f"warning: {path} also defines {name}: systemd-networkd creates {name} from one of "
+                           "the two; remove or rename it")
+        elif file.endswith(".network"):
+            for match in " ".join(sections.get("Match", {}).get("Name", [])).split():
+                if match in our_network and file < our_network[match]:
+                    out.append(f"warning: {path} matches {match} and sorts before {our_network[match]}: "
+                               f"systemd-networkd configures {match} from it, not from grebond's file")
+    return out

@@ -38,8 +38,8 @@ from grebond.backends.networkmanager.compare import (
     restorable,
     uuid_of,
 )
-from grebond.backends.networkmanager.keyfiles import keyfile_directory
-from grebond.backends.networkmanager.plan import Plan, plan_profiles
+from grebond.backends.networkmanager.keyfiles import foreign_keyfiles, keyfile_directory
+from grebond.backends.networkmanager.plan import Plan, foreign_profiles, plan_profiles
 from grebond.changes import Changes
 from grebond.errors import ApplyFailed, DaemonRefused, GrebondError, SystemAccessError, UsageError
 from grebond.procs import running_pid
@@ -112,7 +112,11 @@ class NetworkManagerBackend(Backend):
                                 "--root")
 
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
-        return keyfile_directory(ctx.root).sync({f.name: f.content for f in rendering.files}, ctx.dry_run)
+        changes = keyfile_directory(ctx.root).sync({f.name: f.content for f in rendering.files}, ctx.dry_run)
+        ifnames = {b.name for b in ctx.config.bonds_of(ctx.node)} | {
+            t.name for b in ctx.config.bonds_of(ctx.node) for t in b.tunnels}
+        changes.notes += foreign_keyfiles(ctx.root, ifnames)
+        return changes
 
     # ------------------------------------------------------------- the transaction's steps
     def snapshot(self, ctx: Context) -> NMSnapshot:
@@ -201,7 +205,8 @@ class NetworkManagerBackend(Backend):
             desired = await self._desired(nm, ctx)
             existing = await self._profiles(nm)
             plan = plan_profiles(desired, existing)
-            changes = Changes(unchanged=[f"connection {n}" for _u, n in plan.same])
+            changes = Changes(unchanged=[f"connection {n}" for _u, n in plan.same],
+                              notes=foreign_profiles(desired, existing))
             changes.actions += plan.lines()
             if not await self._all_active(nm, desired):
                 changes.actions.append(f"activate {', '.join(name_of(p) for p in desired.values() if is_bond(p))}")
@@ -219,8 +224,10 @@ class NetworkManagerBackend(Backend):
         nm = await self._connect(ctx)
         try:
             desired = await self._desired(nm, ctx)
-            plan = snapshot.plan = plan_profiles(desired, await self._profiles(nm))
-            changes = Changes(unchanged=[f"connection {n}" for _u, n in plan.same])
+            existing = await self._profiles(nm)
+            plan = snapshot.plan = plan_profiles(desired, existing)
+            changes = Changes(unchanged=[f"connection {n}" for _u, n in plan.same],
+                              notes=foreign_profiles(desired, existing))
             if plan.empty and await self._all_active(nm, desired):
                 # every profile equal and active: re-activate only if the kernel drifted under NM
                 report = await asyncio.to_thread(verify, ctx.config, ctx.node, settle_s=2.0)

@@ -32,3 +32,20 @@ def is_our_keyfile(path: Path) -> bool:
 def keyfile_directory(root: Path) -> ManagedDirectory:
     return ManagedDirectory(under_root(root, renderer.KEYFILE_DIR), mode=renderer.KEYFILE_MODE,
                             owner=0 if os.geteuid() == 0 else None, ours=is_our_keyfile)
+
+
+def foreign_keyfiles(root: Path, ifnames: set[str]) -> list[str]:
+    """Warnings for keyfiles of others in the directory that name one of grebond's interfaces."""
+    directory = under_root(root, renderer.KEYFILE_DIR)
+    out = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if path.name.startswith(".") or not path.is_file() or is_our_keyfile(path):
+            continue
+        try:
+            ifname = parse_ini(path.read_text(errors="replace")).get("connection", {}).get("interface-name", [""])[-1]
+        except (OSError, ValueError):
+            continue
+        if ifname in ifnames:
+            out.append(f"warning: {path} is another profile for {ifname}: NetworkManager may activate it instead of "
+                       "grebond's; delete it or give it another interface")
+    return out

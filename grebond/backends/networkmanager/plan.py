@@ -86,3 +86,16 @@ def plan_profiles(desired: dict[str, Plain], existing: dict[str, tuple[str, Plai
             if is_bond(have):
                 plan.bonds.add(uuid)
     return plan
+
+
+def foreign_profiles(desired: dict[str, Plain], existing: dict[str, tuple[str, Plain]]) -> list[str]:
+    """Warnings for profiles that are not grebond's but name one of grebond's interfaces: NetworkManager
+    may activate either for the device."""
+    ours = {ifname_of(p): name_of(p) for p in desired.values()}
+    out = []
+    for uuid, (_path, have) in sorted(existing.items(), key=lambda item: name_of(item[1][1])):
+        ifname = ifname_of(have)
+        if uuid not in desired and not is_grebonds(have) and ifname in ours:
+            out.append(f"warning: NetworkManager also has the profile '{name_of(have)}' ({uuid}) for {ifname}: it may "
+                       f"activate that one instead of {ours[ifname]}; delete it or give it another interface")
+    return out
