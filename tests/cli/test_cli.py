@@ -86,7 +86,8 @@ def test_bad_config_writes_nothing_and_no_traceback(tmp_path: Path) -> None:
     done = run("render", "-c", str(bad), "-o", str(out))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip() == f"{bad}:19: links.bond0.ttl: 300 is out of range; use 1 to 255 (255 is the usual), or 0 to inherit"
+    assert done.stderr.strip() == (f"{bad}:19: links.bond0.ttl: 300 is out of range; "
+                                   "use 1 to 255 (255 is the usual), or 0 to inherit")
     assert not out.exists()
 
 
