@@ -168,10 +168,14 @@ def test_keyfiles_offline_then_cold_start_and_restart(lab_factory: Callable[...,
     lab = lab_factory(root_router="r2")
     cfg = write_config(tmp_path, model(extra="offloads: off"))
     build_peer(lab, cfg)
-    # NM installed but not running (an install hook, an image build): keyfiles only
-    done = apply(lab, cfg)
+    # NM installed but not running: a live apply is refused as with networkd (exit 3, nothing written);
+    # the keyfiles for it to load when it starts are --write-only's (an install hook, an image build)
+    refused = apply(lab, cfg)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "NetworkManager is not running" in refused.stderr and "--write-only" in refused.stderr
+    assert keyfiles() == {}
+    done = apply(lab, cfg, "--write-only")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "NetworkManager is not running" in done.stdout
     names = sorted(keyfiles())
     assert names == ["grebond-bond0.nmconnection", "grebond-gre1.nmconnection", "grebond-gre2.nmconnection"]
     assert all((KEYDIR / n).stat().st_mode & 0o777 == 0o600 for n in names)
