@@ -109,7 +109,10 @@ class Monitor:
     interval_ms: int = DEFAULT_MONITOR_INTERVAL_MS
     missed_max: int = DEFAULT_MISSED_MAX
     validate: str = "none"
-    targets: tuple[IPv4Address, ...] | None = None   # None: the peer end's IPv4 bond addresses
+    targets: tuple[IPAddress, ...] | None = None
+    """What the monitor probes: IPv4 targets by ARP, IPv6 targets by neighbour solicitation (the
+    kernel's NS monitor, Linux 5.18). None: the peer end's bond addresses, IPv4 ones; IPv6 ones
+    when the bond has no IPv4 address (an IPv6-only link)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,7 @@ class LocalBond:
     addresses: tuple[IPInterface, ...]
     peer_addresses: tuple[IPInterface, ...]
     arp_targets: tuple[IPv4Address, ...]
+    ns_targets: tuple[IPv6Address, ...] = ()
 
     @property
     def name(self) -> str:
@@ -287,14 +291,20 @@ class LocalBond:
                       ttl=t.ttl, key=t.key, mtu=link.mtu, encaplimit=t.encaplimit)
             for t in link.tunnels
         )
-        if link.monitor.type is not MonitorType.ARP:
-            targets: tuple[IPv4Address, ...] = ()
-        elif link.monitor.targets is not None:
-            targets = link.monitor.targets
-        else:
-            targets = tuple(a.ip for a in peer.addresses if isinstance(a, IPv4Interface))
-        return cls(link=link, node=node, peer=peer.node, tunnels=tunnels,
-                   addresses=link.end(node).addresses, peer_addresses=peer.addresses, arp_targets=targets)
+        arp: tuple[IPv4Address, ...] = ()
+        ns: tuple[IPv6Address, ...] = ()
+        if link.monitor.type is MonitorType.ARP:
+            if link.monitor.targets is not None:
+                chosen: tuple[IPAddress, ...] = link.monitor.targets
+            else:
+                v4 = tuple(a.ip for a in peer.addresses if isinstance(a, IPv4Interface))
+                # an IPv6-only link: the NS monitor probes the peer's global IPv6 bond addresses
+                chosen = v4 or tuple(a.ip for a in peer.addresses
+                                     if isinstance(a, IPv6Interface) and not a.ip.is_link_local)
+            arp = tuple(a for a in chosen if isinstance(a, IPv4Address))
+            ns = tuple(a for a in chosen if isinstance(a, IPv6Address))
+        return cls(link=link, node=node, peer=peer.node, tunnels=tunnels, addresses=link.end(node).addresses,
+                   peer_addresses=peer.addresses, arp_targets=arp, ns_targets=ns)
 
 
 BondValue = int | str | tuple[IPAddress, ...]
@@ -314,8 +324,12 @@ def bond_options(bond: LocalBond) -> dict[str, BondValue]:
     mon, opt, mode = bond.monitor, bond.options, bond.mode
     out: dict[str, BondValue] = {"mode": mode.value}
     if mon.type is MonitorType.ARP:
-        out.update(miimon=0, arp_interval=mon.interval_ms, arp_ip_target=bond.arp_targets,
-                   arp_validate=mon.validate, arp_missed_max=mon.missed_max)
+        out.update(miimon=0, arp_interval=mon.interval_ms)
+        if bond.arp_targets:
+            out["arp_ip_target"] = bond.arp_targets
+        if bond.ns_targets:
+            out["ns_ip6_target"] = bond.ns_targets
+        out.update(arp_validate=mon.validate, arp_missed_max=mon.missed_max)
     elif mon.type is MonitorType.MII:
         out.update(miimon=mon.interval_ms, arp_interval=0)
         if opt.updelay_ms is not None:

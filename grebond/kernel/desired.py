@@ -14,7 +14,7 @@ from typing import Any
 from grebond.kernel.state import BondInfo, LinkState
 from grebond.model import OFFLOADS, BondValue, LocalBond, LocalTunnel, bond_options
 
-BOND_FIELDS = {"arp_ip_target": "arp_ip_targets"}
+BOND_FIELDS = {"arp_ip_target": "arp_ip_targets", "ns_ip6_target": "ns_ip6_targets"}
 """``model.bond_options`` name -> ``BondInfo`` field, where they differ (the rest are the same)."""
 
 

@@ -35,6 +35,7 @@ class BondInfo:
     miimon: int = 0
     arp_interval: int = 0
     arp_ip_targets: tuple[str, ...] = ()
+    ns_ip6_targets: tuple[str, ...] = ()    # the NS monitor's IPv6 targets (IFLA_BOND_NS_IP6_TARGET)
     arp_validate: str = "none"
     arp_missed_max: int | None = None   # from sysfs; None when the kernel has no such file (< 5.17)
     updelay: int = 0
@@ -133,6 +134,7 @@ def state_from_json(data: dict[str, Any]) -> KernelState:
                 value = dict(raw[key])
                 if key == "bond":
                     value["arp_ip_targets"] = tuple(value.get("arp_ip_targets", ()))
+                    value["ns_ip6_targets"] = tuple(value.get("ns_ip6_targets", ()))
                 raw[key] = cls(**value)
         links[name] = LinkState(**raw)
     routes = {dst: (Route(**r) if r is not None else None) for dst, r in data.get("routes", {}).items()}

@@ -91,6 +91,13 @@ def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list
                     f"'{mon.validate}' cannot be written for systemd-networkd: ARPValidate= accepts only "
                     f"{', '.join(NETWORKD_ARP_VALIDATE)}",
                     "use validate: none, or the kernel backend, which sets arp_validate over netlink"))
+        if end.ns_targets:
+            problems.append(Problem(
+                source, None, f"{base}.monitor",
+                f"probing {', '.join(map(str, end.ns_targets))} needs the bond's NS monitor (ns_ip6_target), which "
+                "no systemd-networkd release can set",
+                "use the kernel or networkmanager backend (NetworkManager 1.44 or later) for an IPv6-only link, "
+                "or give the bonds IPv4 addresses for the ARP monitor"))
         if end.offloads is not None and target_systemd < TCP6_OFFLOAD_SINCE:
             problems.append(Problem(
                 source, None, f"{base}.offloads",
@@ -142,6 +149,8 @@ def bond_netdev(end: LocalBond, target_systemd: int) -> list[Section]:
             continue    # 0 is the kernel default, and networkd sends nothing for an unset monitor
         if name == "arp_missed_max" and target_systemd < ARP_MISSED_MAX_SINCE:
             continue    # check() refused a non-default value for this target
+        if name == "ns_ip6_target":
+            continue    # no [Bond] key in any systemd release: see check()
         if name in _TIMESPANS:
             assert isinstance(value, int)
             value = ms(value)

@@ -47,6 +47,7 @@ from grebond.renderer.ini import Section, render_ini
 DEFAULT_TARGET_NM = "1.42"
 """Debian 12's NetworkManager (1.42.4): the target when none is given and none is running."""
 ARP_MISSED_MAX_SINCE = (1, 44)
+NS_IP6_TARGET_SINCE = (1, 44)         # bond option ns_ip6_target (NM NEWS 1.44)
 IP6_TUNNEL_FLAGS_SINCE = (1, 44)      # ip-tunnel.flags on ip6gre/ip6gretap (NM commit a239317a6b)
 IP6_IGN_ENCAP_LIMIT = 0x1             # NM_IP_TUNNEL_FLAG_IP6_IGN_ENCAP_LIMIT == IP6_TNL_F_IGN_ENCAP_LIMIT
 ETHTOOL_FEATURES_SINCE = (1, 14)      # the ethtool setting and its feature-* keys (nm-setting-ethtool.h, 2018)
@@ -104,6 +105,13 @@ def check(ends: tuple[LocalBond, ...], source: str, target_nm: str) -> list[Prob
                 f"{since} (target: {target_nm})",
                 f"remove missed-max (the kernel default {DEFAULT_MISSED_MAX} needs no setting), use "
                 f"--target-nm {since} or later, or use the kernel or networkd backend"))
+        if end.ns_targets and version < NS_IP6_TARGET_SINCE:
+            since = ".".join(map(str, NS_IP6_TARGET_SINCE))
+            problems.append(Problem(
+                source, None, f"{base}.monitor",
+                f"probing {', '.join(map(str, end.ns_targets))} needs the bond option ns_ip6_target (the NS monitor), "
+                f"which NetworkManager has only since {since} (target: {target_nm})",
+                f"use --target-nm {since} or later, the kernel backend, or IPv4 bond addresses for the ARP monitor"))
         if end.offloads is not None and version < ETHTOOL_FEATURES_SINCE:
             since = ".".join(map(str, ETHTOOL_FEATURES_SINCE))
             problems.append(Problem(
@@ -137,6 +145,8 @@ def nm_bond_options(end: LocalBond, target_nm: str) -> dict[str, str]:
             continue
         if name == "arp_missed_max" and parse_version(target_nm) < ARP_MISSED_MAX_SINCE:
             continue    # check() refused a non-default value for this target
+        if name == "ns_ip6_target" and parse_version(target_nm) < NS_IP6_TARGET_SINCE:
+            continue    # check() refused it for this target
         out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
     return dict(sorted(out.items()))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from ipaddress import IPv4Address
 from typing import Any
 
 from grebond import model
@@ -53,18 +52,24 @@ def check_across_links(c: Checker, links: list[model.Link], tree: LocatedMap) ->
                     flows[flow] = tpath
         if link.monitor.type is model.MonitorType.ARP:
             for end in link.ends:
-                if not _peer_arp_targets(link, end.node):
-                    raw_link = lm[link.name]
-                    line = raw_link.key_lines.get("monitor", link_line)
+                bond = model.LocalBond.of(link, end.node)
+                raw_link = lm[link.name]
+                line = raw_link.key_lines.get("monitor", link_line)
+                if not bond.arp_targets and not bond.ns_targets:
                     c.add(line, f"{lpath}.monitor",
-                          f"ARP monitoring needs an IPv4 address on {link.peer_of(end.node).node}'s bond to probe",
-                          "add an IPv4 bond address to both ends, or set monitor.targets")
+                          f"the ARP/NS monitor needs an address of {link.peer_of(end.node).node}'s bond to probe",
+                          "give both ends' bonds an IPv4 or IPv6 address, or set monitor.targets")
+                families = {a.version for a in end.addresses}
+                for family, targets in ((4, bond.arp_targets), (6, bond.ns_targets)):
+                    if targets and family not in families:
+                        c.add(raw_link["monitor"].value_lines.get("targets", line)
+                              if isinstance(raw_link.get("monitor"), LocatedMap) else line,
+                              f"{lpath}.monitor.targets",
+                              f"{end.node}'s bond has no IPv{family} address to send its probes of "
+                              f"{', '.join(map(str, targets))} from",
+                              f"give {end.node}'s bond an IPv{family} address, or probe the other family")
     fixes = {"name": "give each bond and tunnel of a node its own name",
              "flow": "use another underlay address pair, or give the tunnels distinct 'key:' values"}
     for (where, kind), (line, nodes, text) in clashes.items():
         c.add(line, where, text.replace("{nodes}", " and ".join(sorted(nodes))), fixes[kind])
 
-
-def _peer_arp_targets(link: model.Link, node: str) -> tuple[IPv4Address, ...]:
-    """The ARP targets ``node`` would probe (explicit ones, or the peer's IPv4 bond addresses)."""
-    return model.LocalBond.of(link, node).arp_targets

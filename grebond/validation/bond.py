@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 
 from grebond import model
 from grebond.source import LocatedMap
@@ -57,26 +57,35 @@ def monitor(c: Checker, m: LocatedMap, path: str, mode: model.BondMode) -> model
     return mon
 
 
-def _targets(c: Checker, mm: LocatedMap, where: str) -> tuple[IPv4Address, ...] | None:
+def _targets(c: Checker, mm: LocatedMap, where: str) -> tuple[model.IPAddress, ...] | None:
+    """IPv4 targets (probed by ARP) and IPv6 targets (by neighbour solicitation, the kernel's NS
+    monitor), at most 16 of each family (BOND_MAX_ARP_TARGETS, BOND_MAX_NS_TARGETS)."""
     if "targets" not in mm:
         return None
     raw = mm["targets"]
     tpath = f"{where}.targets"
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        c.add(c.line(mm, "targets"), tpath, f"must be a list of IPv4 addresses, not {describe(raw)}",
+        c.add(c.line(mm, "targets"), tpath, f"must be a list of IP addresses, not {describe(raw)}",
               "leave it out to probe the other end's bond addresses")
         return None
-    out: list[IPv4Address] = []
+    out: list[model.IPAddress] = []
     for item in items:
         try:
-            out.append(IPv4Address(str(item).strip()))
+            address = ip_address(str(item).strip())
         except ValueError:
-            c.add(c.line(mm, "targets"), tpath, f"'{item}' is not an IPv4 address",
-                  "ARP targets are IPv4 addresses without a prefix (IPv6 NS targets need networkd >= 256)")
-    if len(out) > MAX_ARP_TARGETS:
-        c.add(c.line(mm, "targets"), tpath, f"has {len(out)} targets; the kernel allows {MAX_ARP_TARGETS}",
-              "remove some")
+            c.add(c.line(mm, "targets"), tpath, f"'{item}' is not an IP address",
+                  "targets are IPv4 (ARP) or IPv6 (neighbour solicitation) addresses without a prefix")
+            continue
+        if address.is_multicast or address.is_unspecified or address.is_loopback:
+            c.add(c.line(mm, "targets"), tpath, f"'{item}' cannot answer a probe", "use a unicast address of the peer")
+            continue
+        out.append(address)
+    for family, word in ((4, "ARP"), (6, "NS")):
+        count = sum(1 for a in out if a.version == family)
+        if count > MAX_ARP_TARGETS:
+            c.add(c.line(mm, "targets"), tpath, f"has {count} IPv{family} targets; the kernel's {word} monitor "
+                  f"allows {MAX_ARP_TARGETS}", "remove some")
     return tuple(out) if len(out) == len(items) else None
 
 

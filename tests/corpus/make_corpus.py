@@ -118,7 +118,8 @@ add("tunnels-empty.yaml", BASE.split("    tunnels:")[0] + "    tunnels: {}\n", "
 add("bond-same-address-both-ends.yaml", sub("10.67.0.2/24", "10.67.0.1/24"), "links.bond0.ends", "both ends have the bond address 10.67.0.1")
 add("bond-different-subnets.yaml", sub("10.67.0.2/24", "10.68.0.2/24"), "links.bond0.ends.r2.addresses", "not in the same subnet")
 add("bond-ipv6-on-one-end-only.yaml", sub("[10.67.0.1/24]", "[10.67.0.1/24, 'fd67::1/64']"), "links.bond0.ends.r2.addresses", "but r1 has none")
-add("arp-monitor-without-ipv4.yaml", sub("[10.67.0.2/24]", "['fd67::2/64']").replace("[10.67.0.1/24]", "['fd67::1/64']"), "links.bond0.monitor", "needs an IPv4 address")
+# an IPv6-only bond is probed by the NS monitor; IPv4 targets need an IPv4 address to send from
+add("ipv4-targets-on-ipv6-only-bond.yaml", sub("[10.67.0.2/24]", "['fd67::2/64']").replace("[10.67.0.1/24]", "['fd67::1/64']")+ "    monitor: {targets: [10.67.0.2]}\n", "links.bond0.monitor.targets", "has no IPv4 address to send its probes")
 # duplicates (demux)
 add("tunnels-same-pair-no-key.yaml", sub("{r2: 10.65.0.14, r1: 10.65.0.10}", "{r2: 10.65.0.2, r1: 10.65.0.6}"), "links.bond0.tunnels.gre2", "distinct 'key:' values")
 add("tunnels-same-pair-same-key.yaml", sub("{r2: 10.65.0.14, r1: 10.65.0.10}", "{r2: 10.65.0.2, r1: 10.65.0.6}\n        key: 7", t1("key: 7")), "links.bond0.tunnels.gre2", "the same key 7")
@@ -130,7 +131,8 @@ add("arp-with-balance-tlb.yaml", link_opt("mode: balance-tlb\n    monitor: {type
 add("arp-with-balance-alb.yaml", link_opt("mode: balance-alb\n    monitor: {type: arp}"), "links.bond0.monitor.type", "balance-alb")
 add("validate-all-balance-rr.yaml", mon("{validate: all}"), "links.bond0.monitor.validate", "use 'validate: filter'")
 add("missed-max-with-mii.yaml", mon("{type: mii, missed-max: 3}"), "links.bond0.monitor.missed-max", "only applies to ARP")
-add("targets-not-ipv4.yaml", mon("{targets: ['fd67::2']}"), "links.bond0.monitor.targets", "not an IPv4 address")
+add("targets-ipv6-without-ipv6-bond.yaml", mon("{targets: ['fd67::2']}"), "links.bond0.monitor.targets", "has no IPv6 address to send its probes")
+add("targets-not-an-address.yaml", mon("{targets: ['peer']}"), "links.bond0.monitor.targets", "'peer' is not an IP address")
 add("updelay-with-arp.yaml", link_opt("updelay: 200ms"), "links.bond0.updelay", "only applies to MII")
 add("lacp-rate-in-balance-rr.yaml", link_opt("lacp-rate: fast"), "links.bond0.lacp-rate", "has no effect in balance-rr")
 # MTU

@@ -65,3 +65,10 @@ def test_mii_monitor_and_active_backup_primary() -> None:
     cmds = [" ".join(c) for c in _commands(text)]
     assert any("type bond mode active-backup miimon 100" in c for c in cmds)
     assert cmds.index("ip link set dev bond0 type bond primary gre2") > cmds.index("ip link set dev gre2 master bond0")
+
+
+def test_an_ipv6_only_bond_is_probed_by_the_ns_monitor() -> None:
+    text = (REPO / "examples" / "ipv6.yaml").read_text().replace("10.68.0.1/24, ", "").replace("10.68.0.2/24, ", "")
+    [bond_cmd] = [c for c in _commands(text) if c[:4] == ["ip", "link", "add", "bond6"]]
+    i = bond_cmd.index("ns_ip6_target")
+    assert bond_cmd[i + 1] == "fd68::2" and "arp_ip_target" not in bond_cmd and "arp_interval" in bond_cmd

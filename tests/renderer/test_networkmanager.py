@@ -367,3 +367,14 @@ def test_plan_warns_about_a_foreign_live_profile() -> None:
                              "interface-name": ("s", "bond0")}}
     [warning] = foreign_profiles(desired, {"u-1": ("/p/9", theirs)})
     assert warning.startswith("warning: NetworkManager also has the profile 'Bond connection 1' (u-1) for bond0")
+
+
+def test_an_ipv6_only_bond_needs_nm_1_44_for_its_ns_targets() -> None:
+    text = (REPO / "examples" / "ipv6.yaml").read_text().replace("10.68.0.1/24, ", "").replace("10.68.0.2/24, ", "")
+    text = text.replace("    underlay-mtu: 1420\n", "    underlay-mtu: 1420\n    encaplimit: 4\n")
+    options = render(text, target="1.52")["grebond-bond6.nmconnection"]["bond"]
+    assert options["ns_ip6_target"] == ["fd68::2"] and "arp_ip_target" not in options
+    with pytest.raises(ConfigError) as err:
+        render(text, target="1.42")
+    [problem] = err.value.problems
+    assert problem.path == "links.bond6.monitor" and "only since 1.44" in problem.message
