@@ -46,16 +46,23 @@ def detect(root: Path = Path("/")) -> Targets:
 
 
 def _dpkg_versions(status: Path, names: tuple[str, ...]) -> dict[str, str]:
-    """Version of each installed package of ``names`` in a dpkg status file."""
+    """Version of each installed package of ``names`` in a dpkg status file. Only those stanzas are
+    parsed: the file is most of a megabyte, and ``render`` reads it on every cold start."""
     try:
         text = status.read_text(errors="replace")
     except OSError:
         return {}
     out: dict[str, str] = {}
-    for stanza in text.split("\n\n"):
-        fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*)$", stanza, re.M))
-        if fields.get("Package") in names and fields.get("Status", "").endswith(" installed"):
-            out[fields["Package"]] = fields.get("Version", "")
+    for name in names:
+        start = text.find(f"Package: {name}\n")
+        while start > 0 and text[start - 1] != "\n":     # "Package: foo" inside another field
+            start = text.find(f"Package: {name}\n", start + 1)
+        if start < 0:
+            continue
+        end = text.find("\n\n", start)
+        fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*)$", text[start:end if end >= 0 else None], re.M))
+        if fields.get("Status", "").endswith(" installed"):
+            out[name] = fields.get("Version", "")
     return out
 
 

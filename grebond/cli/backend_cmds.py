@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from grebond.backends import registry
 from grebond.backends.base import DEFAULT_TIMEOUT_S
-from grebond.cli import add_config_arg, add_json_arg, add_node_arg
+from grebond.cli import add_config_arg, add_json_arg, add_node_arg, add_target_args, targets_for
 from grebond.cli.config_cmds import load
 from grebond.errors import UsageError
 
@@ -28,10 +28,7 @@ def add_change_args(p: argparse.ArgumentParser, *, verify_timeout: bool = True) 
                         "iproute2, or a plugin")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would change (a diff) and change nothing; exits as the real run would refuse")
-    p.add_argument("--target-systemd", type=int, default=None, metavar="N",
-                   help="systemd version of the target (default: detected, or 252 offline)")
-    p.add_argument("--target-nm", default=None, metavar="VERSION",
-                   help="NetworkManager version to render for (default: the running one, or 1.42 offline)")
+    add_target_args(p)
     if verify_timeout:
         p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                        help=f"how long to wait for the links to come up and verify (default {DEFAULT_TIMEOUT_S:g})")
@@ -71,16 +68,15 @@ def context(args: argparse.Namespace, config: Config, timeout_s: float) -> Conte
         from grebond.kernel.reader import local_addresses
         local = local_addresses
     node = resolve_node(config, args.node, local)
-    target = args.target_systemd
-    if target is None:
-        target = 252 if offline else _running_systemd_version()
+    # offline, the tree's installed versions; live, the running networkd's, and NM says its own over D-Bus
+    targets = targets_for(args, root or Path("/"))
+    systemd = targets.systemd
+    if not offline and args.target_systemd is None:
+        from grebond.systemd import version
+        systemd = version() or systemd
     return Context(config=config, node=node, root=root or Path("/"), dry_run=args.dry_run, write_only=write_only,
-                   target_systemd=target, target_nm=args.target_nm, timeout_s=timeout_s)
-
-
-def _running_systemd_version() -> int:
-    from grebond.systemd import version
-    return version() or 252
+                   target_systemd=systemd, target_nm=targets.nm if offline else args.target_nm,
+                   timeout_s=timeout_s)
 
 
 def backend_of(args: argparse.Namespace) -> Backend:

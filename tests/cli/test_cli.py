@@ -263,3 +263,25 @@ def test_a_kernel_without_bonding_or_gretap_is_one_line_before_anything_changes(
         "grebond on a kernel that has it"]
     listing = run("backends")
     assert "kernel           unavailable" in listing.stdout and "modprobe bonding" in listing.stdout
+
+
+def test_offline_files_are_for_what_the_tree_has_installed(tmp_path: Path, seed_copy: Path) -> None:
+    """A trixie image (systemd 257 in its dpkg status) takes missed-max 3 (ARPMissedMax=, systemd >= 256),
+    which Debian 12's 252 refuses; a tree with nothing to read gets Debian 13's versions and says so."""
+    cfg = tmp_path / "m3.yaml"
+    cfg.write_text(seed_copy.read_text().replace("missed-max: 2", "missed-max: 3"))
+    cfg.chmod(0o600)
+    for release, systemd, ok in (("13", "257.9-1~deb13u1", True), ("12", "252.39-1~deb12u1", False)):
+        root = tmp_path / f"debian{release}"
+        (root / "var/lib/dpkg").mkdir(parents=True)
+        (root / "var/lib/dpkg/status").write_text(f"Package: systemd\nStatus: install ok installed\nVersion: {systemd}\n\n")
+        done = run("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(root))
+        if ok:
+            assert done.returncode == 0, done.stderr
+            assert "ARPMissedMax=3" in (root / "etc/systemd/network/40-grebond-bond0.netdev").read_text()
+        else:     # refused at the line of missed-max, naming the version it needs and the one installed
+            assert done.returncode == 2 and f"{cfg}:" in done.stderr, done.stderr
+            assert "only since 256 (target: 252)" in done.stderr and not (root / "etc").exists()
+    empty = tmp_path / "empty"
+    done = run("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(empty))
+    assert done.returncode == 0 and "rendering for systemd 257 and NetworkManager 1.52 (Debian 13's" in done.stderr
