@@ -23,6 +23,9 @@ from grebond.generated import GENERATED_MARKER
 HEADER_KEY = "generated-by"
 
 
+STALE_AFTER_S = 30.0     # a rollback takes seconds: a record this far past its deadline lost its guardian
+
+
 def state_dir() -> Path:
     return Path(os.environ.get("GREBOND_STATE_DIR", "/var/lib/grebond"))
 
@@ -106,6 +109,13 @@ def clear(outcome: str) -> None:
     remove_generated(pending_path())
 
 
+def amend_last(outcome: str) -> None:
+    """Say more about how the last try ended (the verdict of a rollback's verification)."""
+    record = _read(last_path())
+    if record is not None:
+        _write(last_path(), {**record, "outcome": outcome})
+
+
 def last() -> dict[str, Any] | None:
     """How the last try ended, or None."""
     return _read(last_path())
@@ -114,9 +124,16 @@ def last() -> dict[str, Any] | None:
 def refuse_if_pending() -> None:
     """No change while a try waits for confirmation (exit 2, naming it)."""
     pending = load()
-    if pending is not None:
-        raise PendingChangeError(f"{pending.describe()}; confirm it ('grebond confirm') or roll it back "
-                                 "('grebond rollback') first")
+    if pending is None:
+        return
+    if time.time() - pending.deadline > STALE_AFTER_S:
+        until = time.strftime("%H:%M:%S", time.localtime(pending.deadline))
+        raise PendingChangeError(f"a 'grebond try' of {pending.config} for node {pending.node} (backend "
+                                 f"{pending.backend}) passed its deadline {until} and nothing rolled it back (see "
+                                 f"{state_dir() / 'guardian.log'}); roll it back ('grebond rollback') or keep it "
+                                 "('grebond confirm') first")
+    raise PendingChangeError(f"{pending.describe()}; confirm it ('grebond confirm') or roll it back "
+                             "('grebond rollback') first")
 
 
 # ----------------------------------------------------------------------------- the applied model

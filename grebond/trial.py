@@ -31,7 +31,7 @@ from grebond.backends.registry import get as get_backend
 from grebond.errors import GrebondError, SystemAccessError, UsageError
 from grebond.lock import exclusive
 from grebond.model import Config
-from grebond.pending import Pending, applied, clear, load, save, save_applied, state_dir
+from grebond.pending import Pending, amend_last, applied, clear, load, save, save_applied, state_dir
 from grebond.validation import parse_config
 from grebond.verifier import Report, verify
 
@@ -82,7 +82,10 @@ def confirm() -> Pending:
 
 
 def roll_back(reason: str) -> tuple[Pending, str, Report | None]:
-    """Undo the pending change now: the snapshot's state back, then verified against the previous model."""
+    """Undo the pending change now: the snapshot's state back, then verified against the previous model.
+
+    The record is cleared as soon as the state is back, before the verification (which may wait for
+    the monitor to settle): nothing is pending any more, whatever the verdict."""
     with exclusive(wait_s=60.0):
         pending = load()
         if pending is None:
@@ -92,12 +95,15 @@ def roll_back(reason: str) -> tuple[Pending, str, Report | None]:
             note = backend.restore(ctx, backend.snapshot_from_json(pending.snapshot))
         except GrebondError as exc:
             note = f"rolling back failed: {exc}"
-        report = _verify_previous(pending, ctx)
-        verdict = "" if report is None else (
-            "; the previous model verifies" if report.ok else
-            "; the previous model does NOT verify: " + "; ".join(c.line() for c in report.failures))
-        outcome = f"rolled back ({reason}): {note}{verdict}"
+        except Exception as exc:     # a bug must not leave the try pending for ever: say it, and end it
+            note = f"rolling back failed: {type(exc).__name__}: {exc}"
+        outcome = f"rolled back ({reason}): {note}"
         clear(outcome)
+        report = _verify_previous(pending, ctx)
+        if report is not None:
+            outcome += "; the previous model verifies" if report.ok else (
+                "; the previous model does NOT verify: " + "; ".join(c.line() for c in report.failures))
+            amend_last(outcome)
     _stop_guardian(pending)
     return pending, outcome, report
 
@@ -204,17 +210,31 @@ def _stop_guardian(pending: Pending) -> None:
 
 
 def guard(pending_id: str) -> int:
-    """The guardian's loop: confirm once every --ping address answers, roll back at the deadline."""
+    """The guardian's loop: confirm once every --ping address answers, roll back at the deadline.
+
+    It writes what it does to guardian.log in the state directory (its stdout), with the time."""
     from grebond.kernel.echo import echo_rtts  # the guardian alone sends echo requests
 
+    _log(f"guarding try {pending_id}")
     last_ping = 0.0
     while True:
-        pending = load()
+        try:
+            pending = load()
+        except GrebondError as exc:
+            _log(f"cannot read the pending change: {exc}")
+            return 1
         if pending is None or pending.id != pending_id:
-            return 0            # confirmed or rolled back by someone else
+            _log(f"try {pending_id} ended without me (confirmed or rolled back)")
+            return 0
         now = time.time()
         if now >= pending.deadline:
-            roll_back("not confirmed in time")
+            _log(f"try {pending_id} not confirmed by its deadline: rolling back")
+            try:
+                _pending, outcome, _report = roll_back("not confirmed in time")
+            except GrebondError as exc:
+                _log(f"rolling back failed: {exc}")
+                return 1
+            _log(outcome)
             return 0
         if pending.ping and now - last_ping >= PING_EVERY_S:
             last_ping = now
@@ -225,8 +245,13 @@ def guard(pending_id: str) -> int:
                     confirm()
                 except NothingPending:
                     pass
+                _log(f"try {pending_id} confirmed: {', '.join(pending.ping)} answered across the bond")
                 return 0
         time.sleep(GUARD_POLL_S)
+
+
+def _log(line: str) -> None:
+    print(time.strftime("%Y-%m-%d %H:%M:%S"), line, flush=True)
 
 
 def _ping_pairs(pending: Pending) -> list[tuple[str, str]]:

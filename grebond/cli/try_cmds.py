@@ -116,8 +116,10 @@ def _wait(pending_id: str, deadline: float) -> int:
 
 def _ended(pending_id: str) -> int:
     from grebond import pending as record
+    from grebond.lock import exclusive
 
-    last = record.last()
+    with exclusive(wait_s=120.0):   # a rollback clears the record first, then verifies: wait for its verdict
+        last = record.last()
     outcome = str(last.get("outcome", "")) if last and last.get("id") == pending_id else "ended"
     if outcome == "confirmed":
         print("confirmed: the change is kept")

@@ -41,7 +41,7 @@ from grebond.backends.networkmanager.compare import (
 from grebond.backends.networkmanager.keyfiles import foreign_keyfiles, keyfile_directory
 from grebond.backends.networkmanager.plan import Plan, foreign_profiles, plan_profiles
 from grebond.changes import Changes
-from grebond.errors import ApplyFailed, DaemonRefused, GrebondError, SystemAccessError, UsageError
+from grebond.errors import ApplyFailed, GrebondError, SystemAccessError, UsageError
 from grebond.procs import running_pid
 from grebond.renderer import Rendering
 from grebond.renderer import networkmanager as renderer
@@ -137,12 +137,10 @@ class NetworkManagerBackend(Backend):
             return changes
         try:
             return asyncio.run(self._dry_run(ctx) if ctx.dry_run else self._change(ctx, snapshot))
-        except DaemonRefused as exc:
-            raise ApplyFailed(str(exc)) from exc        # NM refused a setting: the change did not take
         except SystemAccessError as exc:
-            if nm_pid() is None:
+            if nm_pid() is None:    # a call that died with NM comes back as a D-Bus error (NoReply) too
                 raise SystemAccessError(f"NetworkManager stopped during the apply ({exc})") from exc
-            raise ApplyFailed(str(exc)) from exc
+            raise ApplyFailed(str(exc)) from exc    # NM refused a setting: the change did not take
 
     def restore(self, ctx: Context, snapshot: Snapshot) -> str:
         import asyncio
