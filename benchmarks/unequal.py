@@ -149,7 +149,7 @@ def cpu_ticks() -> tuple[int, int]:
 
 def nstat_mptcp(lab: Lab, node: str) -> dict[str, int]:
     cp = lab.run(node, "nstat", "-az", check=False)
-    return {k: int(v) for k, v in re.findall(r"^(MPTcp\w+)\s+(\d+)", cp.stdout, re.M) if int(v)}
+    return {k: int(v) for k, v in re.findall(r"^(MPTcp\w+)\s+(\d+)", cp.stdout, re.MULTILINE) if int(v)}
 
 
 @dataclass
@@ -276,12 +276,12 @@ def variants_for(topo: Topology) -> list[Variant]:
             Variant(f"balance-rr, {wl}, equalized, offloads off", weights=w, equalize=True, offloads="off",
                     final=True),
         ]
-    best = dict(weights=w, equalize=True, offloads="off")
+    best: dict[str, Any] = {"weights": w, "equalize": True, "offloads": "off"}
     out += [
         Variant(f"balance-rr, {wl}, equalized, offloads off, tcp_reordering 127 (both ends)",
-                sysctl={"net.ipv4.tcp_reordering": "127"}, final=True, **best),  # type: ignore[arg-type]
+                sysctl={"net.ipv4.tcp_reordering": "127"}, final=True, **best),
         Variant(f"balance-rr, {wl}, equalized, offloads off, packets-per-slave 4", pps=4,
-                **best),  # type: ignore[arg-type]
+                **best),
         Variant(f"balance-rr, {wl}, equalized, GSO+TSO off on the bond only (GRO kept)", weights=w,
                 equalize=True, features={"bond": ["gso", "off", "tso", "off", "tx-tcp6-segmentation", "off"]}),
         Variant("MPTCP (kernel), 2 subflows over wg1 + wg2", mptcp=True, final=True),
@@ -342,7 +342,7 @@ def part_unequal(topos: list[str], seconds: int, repeat: int, only: list[str] | 
             rtts = {p: path_rtt(lab, p) for p in paths}
             eq_ms = max(0.0, (rtts[paths[1]][0] - rtts[paths[0]][0]) / 2)
             log(f"topology {name}: RTT min/avg {rtts}; equalising delay {eq_ms:.1f} ms per end on path 1")
-            t.notes.append(f"unloaded ICMP RTT between the underlay addresses (min/avg of 10): "
+            t.notes.append("unloaded ICMP RTT between the underlay addresses (min/avg of 10): "
                            + ", ".join(f"path {p} {a:.1f}/{b:.1f} ms" for p, (a, b) in rtts.items())
                            + f"; equalising delay = half the min-RTT difference = {eq_ms:.1f} ms on each end")
             mptcp_setup(lab)
@@ -459,10 +459,11 @@ def part_failover(topos: list[str], load_seconds: int) -> list[Table]:
             eq_ms = max(0.0, (rtts[paths[1]][0] - rtts[paths[0]][0]) / 2)
             tunnels = v.tunnels(paths)
 
-            def extra(_ends: Any) -> None:
+            def extra(_ends: Any, tunnels: list[tuple[str, int]] = tunnels, fast: int = paths[0],
+                      eq_ms: float = eq_ms) -> None:
                 for node in ("r2", "r1"):
                     for tn, p in tunnels:
-                        if p == paths[0] and eq_ms > 0:
+                        if p == fast and eq_ms > 0:
                             lab.run(node, "tc", "qdisc", "replace", "dev", tn, "root", "netem", "delay",
                                     f"{eq_ms:.1f}ms", "limit", "10000")
 
