@@ -195,6 +195,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", action="append", choices=("netem-networkd", "rollback", "recreate", "toggle"))
     ap.add_argument("--budget", type=float, default=300, help="seconds per mode (default 300)")
+    ap.add_argument("--budget-recreate", type=float, help="seconds for recreate/toggle (default: --budget)")
     ap.add_argument("--max-cycles", type=int, default=1000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -229,7 +230,8 @@ def main() -> int:
                         raise RuntimeError(done.stdout + done.stderr)
                 if not bond_alive(lab):
                     raise RuntimeError("bond never passed a ping")
-                cycles, outcome = run_recreate(lab, args.budget, args.max_cycles, mode == "toggle")
+                cycles, outcome = run_recreate(lab, args.budget_recreate or args.budget, args.max_cycles,
+                                               mode == "toggle")
             results.append(f"| {mode} | {cycles} | {outcome} | - |")
         log(results[-1])
     print("| scenario (offloads off, iperf3 both directions) | cycles | outcome | note |\n|---|---|---|---|")
