@@ -296,10 +296,15 @@ def _send_times(replies: dict[int, float], count: int, t_first: float, interval:
 
 
 def failover_run(lab: Lab, name: str, text: str, *, break_at: float = 5.0, outage: float = 5.0,
-                 after: float = 4.0, rate: int = 100, load_seconds: int = 0) -> FailoverResult:
-    """Ping across the bond at ``rate``/s, break path 1 silently at ``break_at``, heal after ``outage``."""
+                 after: float = 4.0, rate: int = 100, load_seconds: int = 0,
+                 after_build: Callable[[dict[str, LocalBond]], None] | None = None) -> FailoverResult:
+    """Ping across the bond at ``rate``/s, break path 1 silently at ``break_at``, heal after ``outage``.
+
+    ``after_build`` adds what the model cannot say yet (benchmarks/unequal.py: a netem delay on tunnels)."""
     log(f"failover: {name}")
     ends = build_bond(lab, text)
+    if after_build is not None:
+        after_build(ends)
     slaves = [t.name for t in ends["r2"].tunnels]
     flaps_load = None
     try:
