@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: grebond developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: grebond_pending
+short_description: Confirm or roll back the change a grebond try left pending on this host
+version_added: 0.1.0
+description:
+  - V(confirmed) runs C(grebond confirm), which keeps the pending change and stops its guardian;
+    V(rolled_back) runs C(grebond rollback), which restores the previous state now instead of at the deadline.
+  - When M(grebond.fleet.grebond) wrote the model for the try, it waits in V(PATH.try); confirming moves it
+    to O(path), rolling back deletes it, so the model at O(path) is always the one in force.
+  - Nothing pending is not an error (grebond exits 1 then); the task reports C(changed=false) and
+    C(pending=false). A caller that expected a pending change (its deadline may have passed) checks that.
+author:
+  - grebond developers (@grebond)
+requirements:
+  - grebond on the target, with C(try), C(confirm) and C(rollback)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: none
+    details: Whether a try is pending is only known by acting on it; in check mode the task is skipped.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  state:
+    description:
+      - V(confirmed) keeps the pending change; V(rolled_back) undoes it now.
+    type: str
+    choices: [confirmed, rolled_back]
+    required: true
+  path:
+    description:
+      - The model path given to M(grebond.fleet.grebond); its staged V(PATH.try) is moved here or deleted.
+    type: path
+    default: /etc/grebond/grebond.yaml
+  executable:
+    description:
+      - The grebond command on the target.
+    type: str
+    default: grebond
+seealso:
+  - module: grebond.fleet.grebond
+"""
+
+EXAMPLES = r"""
+- name: Keep the change on every host the try left pending
+  grebond.fleet.grebond_pending:
+    state: confirmed
+  when: tried.pending
+
+- name: Roll back now, everywhere
+  grebond.fleet.grebond_pending:
+    state: rolled_back
+"""
+
+RETURN = r"""
+pending:
+  description: Whether a change was pending (and so was confirmed or rolled back by this task).
+  returned: success
+  type: bool
+  sample: true
+grebond:
+  description: grebond's JSON answer to C(confirm) or C(rollback).
+  returned: success
+  type: dict
+  sample: {}
+exit_status:
+  description: grebond's exit status when it failed.
+  returned: failure
+  type: int
+  sample: 3
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (
+    grebond_path, run, staged_path)
+
+COMMANDS = {"confirmed": "confirm", "rolled_back": "rollback"}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", required=True, choices=["confirmed", "rolled_back"]),
+            path=dict(type="path", default="/etc/grebond/grebond.yaml"),
+            executable=dict(type="str", default="grebond"),
+        ),
+        supports_check_mode=False,
+    )
+    state, path = module.params["state"], module.params["path"]
+    exe = grebond_path(module, module.params["executable"])
+    rc, data = run(module, exe, [COMMANDS[state]], ok_codes=(0, 1))
+    pending = rc == 0
+    staged = staged_path(path)
+    try:
+        if os.path.exists(staged):
+            if pending and state == "confirmed":
+                os.rename(staged, path)
+            else:
+                os.unlink(staged)   # rolled back, now or at its deadline: the old model stays in force
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot move the model %s into place: %s" % (staged, exc), pending=pending)
+    module.exit_json(changed=pending, pending=pending, grebond=data)
+
+
+if __name__ == "__main__":
+    main()
