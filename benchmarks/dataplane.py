@@ -23,19 +23,20 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from lab.topology import SEED_V4, SEED_V6, Lab, wait_for  # noqa: E402
-
 from grebond.model import LocalBond  # noqa: E402
 from grebond.renderer.iproute2 import commands, tunnel_argv  # noqa: E402
 from grebond.validation import parse_config  # noqa: E402
+
+from lab.topology import SEED_V4, SEED_V6, Lab, wait_for  # noqa: E402
 
 BOND = "bond0"
 BOND_V4 = {"r2": "10.67.0.1", "r1": "10.67.0.2"}
@@ -378,9 +379,9 @@ def set_broken(lab: Lab, i: int, broken: bool) -> float:
     for r in lab.routers.values():
         tc = ["tc"] + (["-n", r.netns] if r.netns else [])
         if args:
-            argv = tc + ["qdisc", "replace", "dev", p.veth, "root", "netem", "limit", "100000", *args]
+            argv = [*tc, "qdisc", "replace", "dev", p.veth, "root", "netem", "limit", "100000", *args]
         else:
-            argv = tc + ["qdisc", "del", "dev", p.veth, "root"]
+            argv = [*tc, "qdisc", "del", "dev", p.veth, "root"]
         procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for proc in procs:
         proc.wait(timeout=30)
@@ -512,7 +513,8 @@ def machine() -> str:
     tcg = "TCG (no KVM)" if not Path("/dev/kvm").exists() or os.environ.get("GREBOND_LAB_KVM") != "1" else "KVM"
     cpu = "unknown CPU"
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        with open("/proc/cpuinfo") as info:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return (f"guest kernel {platform.release()}, {os.cpu_count()} vCPU ({cpu}), QEMU {tcg}; "

@@ -59,8 +59,8 @@ def main() -> int:
     rows = [("python -c pass (interpreter start)", baseline)]
     for backend in ("networkd", "networkmanager", "iproute2"):
         rows.append((f"grebond render --backend {backend}",
-                     grebond + ["render", "--backend", backend, "-c", str(SEED)]))
-    rows.append(("grebond validate", grebond + ["validate", "-c", str(SEED)]))
+                     [*grebond, "render", "--backend", backend, "-c", str(SEED)]))
+    rows.append(("grebond validate", [*grebond, "validate", "-c", str(SEED)]))
     tmp = Path(tempfile.mkdtemp(prefix="grebond-bench-"))
     installed = installed_layout(tmp / "venv")
     rows.append(("render --backend networkd (installed layout)",

@@ -4,7 +4,8 @@ Needs a kernel with bonding, ip_gre and wireguard, as root. This machine's kerne
 run it in the lab VM (the guest sees this checkout; one boot, ~20 s under TCG):
 
     vng -r /boot/vmlinuz-6.1.0-56-amd64 --disable-kvm --user root -m 2G --cpus 2 \
-        --exec "modprobe bonding max_bonds=0; modprobe -a ip_gre wireguard; cd $PWD && .venv/bin/python benchmarks/verify_bench.py"
+        --exec "modprobe bonding max_bonds=0; modprobe -a ip_gre wireguard; \
+                cd $PWD && .venv/bin/python benchmarks/verify_bench.py"
 
 (any /boot/vmlinuz-* with those modules; output is printed on the console, nothing is written back)
 or directly on a host whose kernel has the modules. Everything happens in a throwaway network
@@ -111,11 +112,11 @@ def bench(links: int, tunnels: int, proxy: bool = False) -> tuple[float, float, 
             times, rc = [], 0
             for _ in range(RUNS):
                 t0 = time.perf_counter()
-                cp = subprocess.run(ns + [sys.executable, "-m", "grebond", "verify", "-c", str(cfg), "--node", "a"],
+                cp = subprocess.run([*ns, sys.executable, "-m", "grebond", "verify", "-c", str(cfg), "--node", "a"],
                                     capture_output=True, text=True)
                 times.append(time.perf_counter() - t0)
                 rc = cp.returncode
-            bare = statistics.median(timed(ns + [sys.executable, "-c", "pass"]) for _ in range(RUNS))
+            bare = statistics.median(timed([*ns, sys.executable, "-c", "pass"]) for _ in range(RUNS))
             inproc = float(sh(*ns, sys.executable, "-c", IN_PROCESS, str(cfg), str(RUNS),
                              "proxy" if proxy else "real").strip())
             return statistics.median(times), max(times), rc, bare, inproc

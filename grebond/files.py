@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from grebond.errors import OwnershipError
-from grebond.renderer import GENERATED_MARKER
+from grebond.generated import GENERATED_MARKER
 
 TEMP_SUFFIX = ".grebond-tmp"   # hidden and without a .netdev/.network/.nmconnection suffix: daemons ignore it
 
@@ -75,7 +75,7 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o644, uid: int | None 
 def _new_temp(path: Path) -> tuple[int, Path]:
     """A new, exclusive temporary file next to ``path`` (mode 0600 until chmod).
 
-    Not ``tempfile``: importing it (random, shutil...) costs ~3 ms of every CLI start. O_EXCL and
+    Not ``tempfile``: importing it (random, shutil...) would slow every CLI start (docs/performance.md). O_EXCL and
     O_NOFOLLOW make a name collision or a planted symlink fail instead of being followed.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -31,7 +31,12 @@ TCPSegmentationOffload=, TCP6SegmentationOffload=, GenericReceiveOffload=) and N
 
 
 class BondMode(str, Enum):
-    """Kernel bonding modes; the value is the name the kernel, networkd and NM all use."""
+    """Kernel bonding modes; the value is the name the kernel, networkd and NM all use.
+
+    What each mode accepts lives here, once (bond_options.c's unsuppmodes and the option
+    descriptions in Documentation/networking/bonding.rst); validation, the renderers, the
+    verifier and the kernel backend's rollback all ask the mode.
+    """
 
     BALANCE_RR = "balance-rr"
     ACTIVE_BACKUP = "active-backup"
@@ -48,13 +53,39 @@ class BondMode(str, Enum):
 
     @property
     def allows_arp_monitor(self) -> bool:
-        # bond_options.c: arp_interval is unsupported in 802.3ad, tlb and alb
-        return self not in (BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+        """arp_interval (and the NS monitor) is refused in 802.3ad, tlb and alb."""
+        return self not in _MIIMON_MODES
+
+    @property
+    def kernel_forces_miimon(self) -> bool:
+        """Switching to 802.3ad, tlb or alb makes the kernel set miimon=100 itself (bond_option_mode_set)."""
+        return self in _MIIMON_MODES
+
+    @property
+    def takes_primary(self) -> bool:
+        return self in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+    @property
+    def hashes(self) -> bool:
+        """Picks a slave per flow by xmit_hash_policy."""
+        return self in (BondMode.BALANCE_XOR, BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+    @property
+    def takes_packets_per_slave(self) -> bool:
+        return self is BondMode.BALANCE_RR
+
+    @property
+    def is_lacp(self) -> bool:
+        """lacp_rate and min_links only act in 802.3ad (bond_main.c:bond_set_carrier)."""
+        return self is BondMode.LACP
 
     @property
     def reorders(self) -> bool:
         """Spreads one flow over several slaves, so unequal paths reorder TCP."""
         return self in (BondMode.BALANCE_RR, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
+
+
+_MIIMON_MODES = frozenset({BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB})
 
 
 class MonitorType(str, Enum):
@@ -141,10 +172,8 @@ class Link:
     default) the kernel's choice.
 
     balance-rr hands each tunnel a whole GSO burst (up to 64 KB) in turn, so one TCP flow arrives
-    reordered by dozens of segments; with them off it alternates per packet (docs/performance.md:
-    one stream over WireGuard 1.91-1.97x -> 1.99x with 2 paths, 2.73-2.79x -> 2.97x with 3, at
-    some CPU per packet). Not the default: in one lab boot of seven with them off, the guest
-    kernel (6.1) livelocked in WireGuard's GRO receive path; not root-caused."""
+    reordered by dozens of segments; with them off it alternates per packet, at some CPU per
+    packet. Why it is not the default, and the figures: docs/performance.md."""
 
     def end(self, node: str) -> End:
         return next(e for e in self.ends if e.node == node)
@@ -256,11 +285,47 @@ class LocalBond:
                    addresses=link.end(node).addresses, peer_addresses=peer.addresses, arp_targets=targets)
 
 
+BondValue = int | str | tuple[IPAddress, ...]
+"""A bond option's value: milliseconds and counts as int, names as str, targets as addresses."""
+
+
+def bond_options(bond: LocalBond) -> dict[str, BondValue]:
+    """The bond options the kernel must hold for ``bond``, by the kernel's option names, in the order
+    they may be sent (mode first: setting it resets arp_validate; primary needs its slave first).
+
+    The one projection from model to kernel: every renderer translates its names from this, the
+    verifier compares the kernel with it, the kernel backend converges to it. It is explicit about
+    the monitor the kernel must run: ``miimon 0`` with the ARP monitor (or none), because NetworkManager
+    defaults miimon to 100 and the two monitors exclude each other. An option is left out where the
+    mode makes the kernel choose (802.3ad, tlb and alb force miimon 100) or ignore it.
+    """
+    mon, opt, mode = bond.monitor, bond.options, bond.mode
+    out: dict[str, BondValue] = {"mode": mode.value}
+    if mon.type is MonitorType.ARP:
+        out.update(miimon=0, arp_interval=mon.interval_ms, arp_ip_target=bond.arp_targets,
+                   arp_validate=mon.validate, arp_missed_max=mon.missed_max)
+    elif mon.type is MonitorType.MII:
+        out.update(miimon=mon.interval_ms, arp_interval=0)
+        if opt.updelay_ms is not None:
+            out["updelay"] = opt.updelay_ms
+        if opt.downdelay_ms is not None:
+            out["downdelay"] = opt.downdelay_ms
+    elif not mode.kernel_forces_miimon:
+        out.update(miimon=0, arp_interval=0)
+    for name, value in (("xmit_hash_policy", opt.xmit_hash_policy), ("min_links", opt.min_links),
+                        ("packets_per_slave", opt.packets_per_slave), ("lacp_rate", opt.lacp_rate)):
+        if value is not None:
+            out[name] = value
+    if opt.primary and mode.takes_primary:
+        out["primary"] = opt.primary
+    return out
+
+
 _UUID_NAMESPACE = "5c7f3b8e-2f1d-5a3e-9a53-6772656226f6"
 
 
 def _sha256(data: bytes) -> bytes:
-    """SHA-256 without hashlib, whose OpenSSL binding costs ~2 ms of every cold render.
+    """SHA-256 without hashlib, whose OpenSSL binding is a measurable part of a cold render (docs/performance.md).
 
     The builtin module is named ``_sha256`` up to Python 3.11 and ``_sha2`` from 3.12; hashlib
     is the fallback for a Python built without either. The digest is the same from all three.
@@ -269,7 +334,8 @@ def _sha256(data: bytes) -> bytes:
         from _sha2 import sha256  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]
+            from _sha256 import sha256  # type: ignore[import-not-found]
         except ImportError:
             from hashlib import sha256
-    return sha256(data).digest()
+    digest: bytes = sha256(data).digest()
+    return digest

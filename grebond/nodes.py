@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from ipaddress import ip_address
-from typing import Callable, Iterable
 
 from grebond.errors import UsageError
 from grebond.model import Config

@@ -10,13 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from grebond.errors import SystemAccessError
-
-
-class InsecureConfigError(SystemAccessError):
-    """The config (or its directory) is owned or writable by a non-root user."""
-
-    exit_status = 2
+from grebond.errors import InsecureConfigError
 
 
 def check_config_permissions(path: Path) -> None:

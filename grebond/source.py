@@ -19,13 +19,13 @@ MAX_BYTES = 1 << 20          # a config for even hundreds of links is a few hund
 MAX_DEPTH = 32               # the format nests 6 deep
 MAX_NODES = 200_000          # after alias expansion
 
-try:  # libyaml is 5-10x faster; PyYAML's pure loader gives the same nodes and marks
+try:  # libyaml is several times faster; PyYAML's pure loader gives the same nodes and marks
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 
-class LocatedMap(dict):
+class LocatedMap(dict[str, Any]):
     """A mapping that remembers the line of itself, of each key and of each value."""
 
     line: int
@@ -33,7 +33,7 @@ class LocatedMap(dict):
     value_lines: dict[str, int]
 
 
-class LocatedList(list):
+class LocatedList(list[Any]):
     """A sequence that remembers its line and the line of each item."""
 
     line: int
@@ -52,13 +52,13 @@ def load_file(path: Path) -> Any:
             data = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([Problem(name, None, "", "file not found",
-                                   "create it (see /usr/share/doc/grebond/examples) or pass -c FILE")])
+                                   "create it (see /usr/share/doc/grebond/examples) or pass -c FILE")]) from None
     except IsADirectoryError:
-        raise ConfigError([Problem(name, None, "", "is a directory", "pass the YAML file with -c FILE")])
+        raise ConfigError([Problem(name, None, "", "is a directory", "pass the YAML file with -c FILE")]) from None
     except PermissionError:
-        raise ConfigError([Problem(name, None, "", "permission denied", "run as root or make the file readable")])
+        raise ConfigError([Problem(name, None, "", "permission denied", "run as root or make the file readable")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(name, None, "", f"cannot read: {exc.strerror}", "check the path")])
+        raise ConfigError([Problem(name, None, "", f"cannot read: {exc.strerror}", "check the path")]) from None
     return load_text(data, name)
 
 
@@ -80,7 +80,7 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             raise ConfigError([Problem(name, line, "", f"not UTF-8 (byte 0x{data[exc.start]:02x})",
-                                       "save the file as UTF-8")])
+                                       "save the file as UTF-8")]) from None
     else:
         text = data
         try:
@@ -89,7 +89,7 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
             # only reachable through the API (files arrive as bytes): a lone surrogate is no text
             line = text[: exc.start].count("\n") + 1
             raise ConfigError([Problem(name, line, "", f"character {_codepoint(text[exc.start])} is not valid "
-                                       "Unicode text", "remove it; a config is UTF-8 text")])
+                                       "Unicode text", "remove it; a config is UTF-8 text")]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
@@ -100,22 +100,22 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        where: int | None = mark.line + 1 if mark else None
         what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         if "nesting depth" in what:
             # libyaml's own flow-level guard fires before our event scan sees the structure
-            raise ConfigError([Problem(name, line, "", f"nested more than {MAX_DEPTH} levels deep",
-                                       "a grebond config nests at most 6 levels")])
-        raise ConfigError([Problem(name, line, "", f"YAML syntax error: {what}",
-                                   "fix the indentation or quoting on that line")])
+            raise ConfigError([Problem(name, where, "", f"nested more than {MAX_DEPTH} levels deep",
+                                       "a grebond config nests at most 6 levels")]) from None
+        raise ConfigError([Problem(name, where, "", f"YAML syntax error: {what}",
+                                   "fix the indentation or quoting on that line")]) from None
     except yaml.reader.ReaderError as exc:
         # raised before any mark exists; its position is a character offset into the text
         line = text[: exc.position].count("\n") + 1
         raise ConfigError([Problem(name, line, "", f"character {_codepoint(exc.character)} is not allowed in YAML "
-                                   f"({exc.reason})", "remove it; a config is plain text")])
+                                   f"({exc.reason})", "remove it; a config is plain text")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, None, "", f"YAML error: {' '.join(str(exc).split())}",
-                                   "check the file is YAML")])
+                                   "check the file is YAML")]) from None
     if node is None:
         raise ConfigError([Problem(name, None, "", "the file holds no YAML document",
                                    "start with 'version: 1' and a 'links:' mapping")])
@@ -126,29 +126,31 @@ def load_text(data: bytes | str, name: str = "<config>") -> Any:
         return _convert(node, name, [MAX_NODES], 0)
     except _TooBig as exc:
         raise ConfigError([Problem(name, int(str(exc)), "", "the file expands to too many values "
-                                   "(aliases repeated many times?)", "write the config without nested aliases")])
+                                   "(aliases repeated many times?)", "write the config without nested aliases")]) from None
 
 
 def _codepoint(char: int | str) -> str:
     return f"U+{char if isinstance(char, int) else ord(char):04X}"
 
 
+def _line_of(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
 def _check_shape(text: str, name: str) -> None:
     """Bound depth and size on the event stream, before libyaml's recursive composer runs."""
     depth = 0
-    count = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for count, event in enumerate(yaml.parse(text, Loader=_Loader), start=1):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigError([Problem(name, event.start_mark.line + 1, "",
+                raise ConfigError([Problem(name, _line_of(event), "",
                                            f"nested more than {MAX_DEPTH} levels deep",
                                            "a grebond config nests at most 6 levels")])
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
-        count += 1
         if count > MAX_NODES:
-            raise ConfigError([Problem(name, event.start_mark.line + 1, "", "too many values in the file",
+            raise ConfigError([Problem(name, _line_of(event), "", "too many values in the file",
                                        "check you passed the right file")])
 
 
@@ -227,8 +229,8 @@ def _convert(node: yaml.Node, name: str, budget: list[int], depth: int) -> Any:
         return _SCALARS.construct_object(node)
     except yaml.constructor.ConstructorError as exc:
         raise ConfigError([Problem(name, line, "", f"cannot read value: {' '.join(str(exc.problem).split())}",
-                                   "quote it as a string")])
+                                   "quote it as a string")]) from None
     except (ValueError, OverflowError):
         shown = str(node.value)[:40]
         raise ConfigError([Problem(name, line, "", f"cannot read the value '{shown}'",
-                                   f"quote it as a string ('\"{shown}\"') or correct it")])
+                                   f"quote it as a string ('\"{shown}\"') or correct it")]) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grebond.kernel.reader import KernelState
+from grebond.kernel.state import KernelState
 from grebond.model import Config
 
 
@@ -57,13 +57,13 @@ def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondSt
                 dev = route.oif if route is not None else None
                 remote = link.tunnel.remote if link is not None and link.tunnel else str(t.remote)
                 local = link.tunnel.local if link is not None and link.tunnel else str(t.local)
-                enslaved = link is not None and link.master == end.name and link.slave is not None
+                slave = link.slave if link is not None and link.master == end.name else None
                 rows.append(TunnelStatus(
                     name=t.name, path=f"{local} -> {remote} via {dev or 'no route'}", underlay=dev,
                     present=link is not None,
-                    slave_state=link.slave.state if enslaved and link.slave else None,
-                    monitor_status=link.slave.mii_status if enslaved and link.slave else None,
-                    link_failures=link.slave.link_failure_count if enslaved and link.slave else 0,
+                    slave_state=slave.state if slave else None,
+                    monitor_status=slave.mii_status if slave else None,
+                    link_failures=slave.link_failure_count if slave else 0,
                     tx_bytes=link.tx_bytes if link else 0, rx_bytes=link.rx_bytes if link else 0,
                     tx_share=(link.tx_bytes / tx_total) if link else 0.0,
                     rx_share=(link.rx_bytes / rx_total) if link else 0.0,

@@ -12,19 +12,28 @@ applying one end the other end may not exist yet, and that is not drift of this 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from ipaddress import ip_interface
-from typing import Any, Callable
+from typing import Any
 
 from grebond.errors import SystemAccessError
-from grebond.kernel.reader import KernelState, LinkState
-from grebond.model import OFFLOADS, LocalBond, BondMode, Config, MonitorType, LocalTunnel
+from grebond.kernel.desired import (
+    actual_addresses,
+    actual_offloads,
+    actual_tunnel,
+    expected_addresses,
+    expected_bond,
+    expected_offloads,
+    expected_tunnel,
+    wanted_offloads,
+)
+from grebond.kernel.reader import read_state
+from grebond.kernel.state import KernelState
+from grebond.model import Config, LocalBond, LocalTunnel
 from grebond.paths import assess, observed_paths
 
 ERROR = "error"
 WARNING = "warning"
-# modes where the kernel itself forces miimon=100 (bond_option_mode_set), so miimon is not ours to check
-_KERNEL_MIIMON_MODES = (BondMode.LACP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
 
 
 @dataclass(frozen=True)
@@ -86,83 +95,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# ----------------------------------------------------------------------------- expectations
-
-def expected_bond_options(end: LocalBond) -> dict[str, Any]:
-    """The bond options the kernel must hold, keyed by kernel option name (BondInfo fields).
-
-    Shared with the kernel backend, which converges exactly these fields.
-    """
-    mon, opt, mode = end.monitor, end.options, end.mode
-    exp: dict[str, Any] = {"mode": mode.value}
-    if mon.type is MonitorType.ARP:
-        exp.update(miimon=0, arp_interval=mon.interval_ms,
-                   arp_ip_targets=tuple(str(a) for a in end.arp_targets),
-                   arp_validate=mon.validate, arp_missed_max=mon.missed_max)
-    elif mon.type is MonitorType.MII:
-        exp.update(miimon=mon.interval_ms, arp_interval=0)
-        if opt.updelay_ms is not None:
-            exp["updelay"] = opt.updelay_ms
-        if opt.downdelay_ms is not None:
-            exp["downdelay"] = opt.downdelay_ms
-    elif mode not in _KERNEL_MIIMON_MODES:
-        exp.update(miimon=0, arp_interval=0)
-    for name in ("xmit_hash_policy", "min_links", "packets_per_slave", "lacp_rate"):
-        value = getattr(opt, name)
-        if value is not None:
-            exp[name] = value
-    if opt.primary and mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB):
-        exp["primary"] = opt.primary
-    return exp
-
-
-def expected_tunnel(t: LocalTunnel) -> dict[str, Any]:
-    """The tunnel parameters the kernel cannot change in place (a difference means recreate)."""
-    exp: dict[str, Any] = {"kind": t.kind, "local": str(t.local), "remote": str(t.remote), "ttl": t.ttl,
-                           "key": t.key}
-    if t.kind == "ip6gretap":
-        exp["encaplimit"] = t.encaplimit
-    return exp
-
-
-def actual_tunnel(link: LinkState) -> dict[str, Any]:
-    tun = link.tunnel
-    if tun is None:
-        return {"kind": link.kind}
-    key: Any = tun.okey if tun.ikey == tun.okey else f"in {tun.ikey} out {tun.okey}"
-    return {"kind": link.kind, "local": tun.local, "remote": tun.remote, "ttl": tun.ttl, "key": key,
-            "encaplimit": tun.encaplimit}
-
-
-def expected_offloads(end: LocalBond) -> str | None:
-    """'on' or 'off' for the bond and each tunnel; None when the model leaves them to the kernel."""
-    return None if end.offloads is None else ("on" if end.offloads else "off")
-
-
-def actual_offloads(link: LinkState) -> str:
-    """'on' or 'off' when every feature of ``model.OFFLOADS`` agrees, else each one's state."""
-    states = {short: link.features.get(name) for short, name in OFFLOADS.items()}
-    if all(v is True for v in states.values()):
-        return "on"
-    if all(v is False for v in states.values()):
-        return "off"
-    return " ".join(f"{short}={'unknown' if v is None else 'on' if v else 'off'}" for short, v in states.items())
-
-
-def _addresses(values: Any) -> tuple[str, ...]:
-    """Normalised, sorted, without IPv6 link-local (the kernel adds those itself)."""
-    out = {str(ip_interface(str(v))) for v in values}
-    return tuple(sorted(a for a in out if not a.lower().startswith("fe80:")))
-
-
-def expected_addresses(end: LocalBond) -> tuple[str, ...]:
-    return _addresses(end.addresses)
-
-
-def actual_addresses(link: LinkState) -> tuple[str, ...]:
-    return _addresses(link.addresses)
-
-
 # ----------------------------------------------------------------------------- comparison
 
 def compare(config: Config, node: str, state: KernelState) -> Report:
@@ -201,7 +133,7 @@ def _check_underlay(add: Callable[[Check], None], end: LocalBond, state: KernelS
 
 def _check(add: Callable[[Check], None], subject: str, name: str, expected: Any, actual: Any,
            severity: str = ERROR) -> bool:
-    ok = expected == actual
+    ok = bool(expected == actual)
     add(Check(subject, name, expected, actual, ok, severity))
     return ok
 
@@ -234,7 +166,7 @@ def _check_bond(add: Callable[[Check], None], end: LocalBond, state: KernelState
     if not _check(add, end.name, "kind", "bond", link.kind) or link.bond is None:
         return
     actual = link.bond
-    for name, value in expected_bond_options(end).items():
+    for name, value in expected_bond(end).items():
         _check(add, end.name, name, value, getattr(actual, name))
     _check(add, end.name, "mtu", end.mtu, link.mtu)
     if (offloads := expected_offloads(end)) is not None:
@@ -260,8 +192,6 @@ def verify(config: Config, node: str, *, settle_s: float = 0.0,
 
     Raises SystemAccessError (exit 3) when the kernel cannot be read.
     """
-    from grebond.kernel.ethtool import wanted_offloads
-    from grebond.kernel.reader import read_state
 
     deadline = time.monotonic() + settle_s
     remotes = remotes_of(config, node)

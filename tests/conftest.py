@@ -10,4 +10,15 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
+import pytest  # noqa: E402
+
 pytest_plugins = ["lab.plugin"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Load examples by their relative path so the header (which names the source) is stable."""
+    monkeypatch.chdir(REPO)
+    return REPO

@@ -27,3 +27,17 @@ def assert_golden(relpath: str, content: bytes) -> None:
         f"GREBOND_UPDATE_GOLDEN=1 and review the diff\n--- golden\n{expected.decode(errors='replace')}"
         f"\n--- rendered\n{content.decode(errors='replace')}"
     )
+
+
+def assert_golden_set(reldir: str, names: list[str]) -> None:
+    """The golden directory holds exactly ``names``: no stale golden file for one no longer rendered,
+    and none missing (when updating, stale ones are removed)."""
+    directory = GOLDEN_DIR / reldir
+    if UPDATE:
+        for stale in directory.iterdir() if directory.is_dir() else []:
+            if stale.name not in names:
+                stale.unlink()
+        return
+    assert names, f"nothing rendered for {reldir}"
+    assert directory.is_dir(), f"no golden directory {directory}; create it with GREBOND_UPDATE_GOLDEN=1"
+    assert sorted(p.name for p in directory.iterdir()) == sorted(names)

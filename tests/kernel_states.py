@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grebond.kernel.reader import (
+from grebond.kernel.state import (
     IFF_UP,
     BondInfo,
     KernelState,
@@ -21,7 +21,7 @@ from grebond.model import OFFLOADS
 
 SEED = Path(__file__).resolve().parents[1] / "examples" / "seed.yaml"
 UP = IFF_UP | 0x10000
-OFF = {name: False for name in OFFLOADS.values()}     # what `offloads: off` sets
+OFF = dict.fromkeys(OFFLOADS.values(), False)     # what `offloads: off` sets
 
 
 def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-untyped-def]
@@ -31,7 +31,7 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
     routes: dict[str, Route | None] = {}
     for i, t in enumerate(end.tunnels, start=1):
         links[t.name] = LinkState(
-            index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac="aa:bb:cc:00:00:0%d" % i, flags=UP,
+            index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac=f"aa:bb:cc:00:00:0{i}", flags=UP,
             operstate="UNKNOWN", carrier=True, master=end.name,
             tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
             slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500, features=OFF)
@@ -40,7 +40,7 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
         routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
     links[end.name] = LinkState(
         index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
-        carrier=True, addresses=tuple(str(a) for a in end.addresses) + ("fe80::1/64",),
+        carrier=True, addresses=(*tuple(str(a) for a in end.addresses), "fe80::1/64"),
         bond=BondInfo(mode="balance-rr", arp_interval=100, arp_ip_targets=tuple(str(a) for a in end.arp_targets),
                       arp_validate="none", arp_missed_max=2), features=OFF)
     return KernelState(links=links, routes=routes)

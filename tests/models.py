@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 MINIMAL = """version: 1
 links:

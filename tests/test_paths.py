@@ -15,7 +15,9 @@ from grebond.kernel import echo
 from grebond.model import LocalBond
 from grebond.paths import BondReport, PathInfo, assess, exit_status
 from grebond.validation import parse_config
+
 from models import SEED_TUNNELS, seed_link
+
 
 def end(mode: str = "balance-rr", extra: str = "") -> LocalBond:
     config, _ = parse_config(seed_link(mode, (*SEED_TUNNELS, ("gre3", "10.65.0.18", "10.65.0.22")), link_lines=extra))

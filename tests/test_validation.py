@@ -15,8 +15,8 @@ import pytest
 from grebond.cli import main
 from grebond.errors import ConfigError
 from grebond.validation import parse_config
-from models import MINIMAL as BASE
 
+from models import MINIMAL as BASE
 
 
 def edit(old: str, new: str, base: str = BASE) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from kernel_states import OFF, SEED, UP, matching_state
 
-from grebond.kernel.reader import (
+from grebond.kernel.state import (
     KernelState,
     LinkState,
     Route,
@@ -18,6 +17,8 @@ from grebond.status import collect
 from grebond.status import lines as status_lines
 from grebond.validation import load_config
 from grebond.verifier import compare
+
+from kernel_states import OFF, SEED, UP, matching_state
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_offloads_drift_names_each_feature() -> None:
     assert compare(off, "r2", s).ok
     assert "[ OK ] gre1 offloads off" in compare(off, "r2", s).lines()
     links = dict(s.links)
-    links["gre1"] = dataclasses.replace(links["gre1"], features={name: True for name in OFFLOADS.values()})
+    links["gre1"] = dataclasses.replace(links["gre1"], features=dict.fromkeys(OFFLOADS.values(), True))
     links["bond0"] = dataclasses.replace(links["bond0"], features={**OFF, "rx-gro": True})
     report = compare(off, "r2", KernelState(links=links, routes=s.routes))
     got = failed(report)
@@ -114,7 +115,7 @@ def test_plaintext_and_shared_underlay_are_reported(config) -> None:  # type: ig
     got = failed(compare(config, "r2", KernelState(links=s.links, routes=routes)))
     assert got[("gre1", "underlay")] == ("wireguard", "veth1 (veth)")
     assert got[("bond0", "underlay")] == ("one tunnel per underlay device", "gre1, gre2 all route over veth1")
-    no_route = {r: None for r in s.routes}
+    no_route = dict.fromkeys(s.routes)
     assert failed(compare(config, "r2", KernelState(links=s.links, routes=no_route)))[("gre1", "route")] \
         == ("to 10.65.0.6", "no route (unreachable)")
 

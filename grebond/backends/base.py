@@ -1,41 +1,54 @@
 """The interface every backend implements (built-in or third-party plugin).
 
-Contract, method by method:
+A backend knows how one router's end of the model becomes real on a host. The sequence that
+changes a running system (lock, preconditions, snapshot, change, verify with retries, restore,
+keep) is written once, in ``grebond.apply``; a backend supplies the steps, method by method:
 
 ``render(ctx) -> Rendering``
-    Pure. Reads only ``ctx.config`` and ``ctx.node``; returns the files (name -> bytes) and,
-    optionally, plain data (e.g. NetworkManager settings dicts). Touches nothing on the host,
-    imports no system library. Raises ``ConfigError`` for a model this backend cannot express.
+    Pure. Reads only ``ctx.config``, ``ctx.node`` and the target versions; returns the files
+    (name -> bytes) it would install. Touches nothing, imports no system library. Raises
+    ``ConfigError`` for a model this backend cannot express.
 ``available() -> Availability``
     Cheap, read-only probe: is the service this backend drives present and running here?
     Never raises; says why not in ``reason``.
 ``write(rendering, ctx) -> Changes``
-    Persists the rendering under ``ctx.root`` only (e.g. ROOT/etc/systemd/network); removes
-    files it generated earlier that the rendering no longer has; never touches a file it did
-    not write (raises ``OwnershipError``). Does not talk to any daemon. Honours ``ctx.dry_run``.
-``apply(ctx) -> Changes``
-    Brings the running system to the model for ``ctx.node`` (persistently if the backend is
-    persistent), then checks it. Raises ``SystemAccessError`` (exit 3) when the system cannot be
-    changed at all (service absent, not root) and ``ApplyFailed`` (exit 1) when it was changed
-    but did not verify (after restoring the previous state, unless ``ctx.rollback`` is False).
+    Offline: makes grebond's files under ``ctx.root`` exactly the rendering (install hooks,
+    images); never touches a file it did not write (``OwnershipError``). Honours ``ctx.dry_run``.
+``snapshot(ctx) -> Snapshot``
+    Before anything changes: reads what ``restore`` will need to put the system back. Its
+    ``to_json()`` must round-trip through ``snapshot_from_json``: a pending ``grebond try`` is
+    rolled back by another process.
+``change(ctx, snapshot) -> Changes``
+    Brings the running system to the model. With ``ctx.dry_run`` it changes nothing and says
+    what it would do, with ``Changes.diff``. Raises ``SystemAccessError`` when the system could
+    not be reached (daemon gone) and ``ApplyFailed`` when it refused the change; the
+    transaction then calls ``restore``.
+``restore(ctx, snapshot) -> str``
+    Puts back what ``snapshot`` saw: persistent configuration and running state. Returns one
+    sentence saying what it did; raises nothing it can report instead.
+``commit(ctx, snapshot)``
+    Optional: the change is kept (NetworkManager drops its checkpoint here).
 ``remove(ctx) -> Changes``
-    Deletes what this backend created for grebond (files, connections, devices), and nothing
-    else. Same errors as ``apply``.
+    Deletes what this backend created for grebond (files, connections, devices), nothing else.
 
-Backends are found through the ``grebond.backends`` entry-point group (see ``registry``).
+Verification is not a backend's job: the transaction runs the verifier on the kernel after
+``change``, the same for every backend. Backends are found through the ``grebond.backends``
+entry-point group (``grebond.backends.registry``).
 """
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TextIO
+from typing import Any, ClassVar
 
-from grebond.errors import UsageError
+from grebond.changes import Changes
+from grebond.errors import SystemAccessError, UsageError
 from grebond.model import Config
 from grebond.renderer import Rendering
+
+DEFAULT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,19 +60,17 @@ class Context:
     root: Path = Path("/")
     dry_run: bool = False
     write_only: bool = False          # persist files/keyfiles under root but leave the running system alone
-    rollback: bool = True
-    target_systemd: int = 252
-    target_nm: str | None = None      # NetworkManager version to render for (None: the running one, or 1.42)
-    timeout_s: float = 30.0
-    out: TextIO = field(default=sys.stdout, compare=False)
+    target_systemd: int = 257
+    target_nm: str | None = None      # NetworkManager version to render for (None: the running one, else the default)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    hold_s: float | None = None
+    """How long a change may stay unconfirmed (``grebond try``); None for a plain apply. NetworkManager
+    sizes its checkpoint's own rollback timeout from it."""
 
     @property
     def offline(self) -> bool:
         """True when only files are written (an image, a test root, or an install hook)."""
         return self.write_only or self.root != Path("/")
-
-    def say(self, text: str) -> None:
-        print(text, file=self.out)
 
 
 @dataclass(frozen=True)
@@ -68,25 +79,11 @@ class Availability:
     reason: str
 
 
-@dataclass
-class Changes:
-    """What a write/apply/remove did (or, with --dry-run, would do)."""
+class Snapshot:
+    """What a backend saw before a change; subclasses add their fields and keep ``to_json`` JSON-able."""
 
-    written: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    recreated: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-
-    def lines(self, dry_run: bool = False) -> list[str]:
-        verb = "would " if dry_run else ""
-        out = [f"{verb}write {x}" if dry_run else f"wrote {x}" for x in self.written]
-        out += [f"{verb}remove {x}" if dry_run else f"removed {x}" for x in self.removed]
-        out += [f"{verb}recreate {x}" if dry_run else f"recreated {x}" for x in self.recreated]
-        out += [f"{verb}{x}" for x in self.actions]
-        if not out:
-            out.append("nothing to change")
-        return out
+    def to_json(self) -> dict[str, Any]:
+        return {}
 
 
 class Backend(ABC):
@@ -94,23 +91,43 @@ class Backend(ABC):
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    persistent: ClassVar[bool] = True
 
     @abstractmethod
     def render(self, ctx: Context) -> Rendering:
-        """Pure: the files (and data) this backend would install for ``ctx.node``."""
+        """Pure: the files this backend would install for ``ctx.node``."""
 
     def available(self) -> Availability:
         return Availability(True, "no service needed")
 
+    def ready(self, ctx: Context) -> None:
+        """Refuse (SystemAccessError) before anything changes when the running system cannot take a
+        live change; the default asks ``available()``."""
+        availability = self.available()
+        if not availability.ok:
+            raise SystemAccessError(f"{availability.reason}; or write the persistent configuration only "
+                                    "with --write-only or --root")
+
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
         raise UsageError(f"backend '{self.name}' has no files to install; use 'grebond render' or 'apply'")
 
-    def apply(self, ctx: Context) -> Changes:
-        raise UsageError(f"backend '{self.name}' cannot apply to a running system")
+    def snapshot(self, ctx: Context) -> Snapshot:
+        raise UsageError(f"backend '{self.name}' cannot change a running system; use 'grebond render' or "
+                         "'apply --root DIR'")
+
+    def snapshot_from_json(self, data: dict[str, Any]) -> Snapshot:
+        return Snapshot()
+
+    def change(self, ctx: Context, snapshot: Snapshot) -> Changes:
+        raise UsageError(f"backend '{self.name}' cannot change a running system")
+
+    def restore(self, ctx: Context, snapshot: Snapshot) -> str:
+        return "nothing to restore"
+
+    def commit(self, ctx: Context, snapshot: Snapshot) -> None:
+        return None
 
     def remove(self, ctx: Context) -> Changes:
         raise UsageError(f"backend '{self.name}' cannot remove anything")
 
 
-REQUIRED_METHODS = ("render", "available", "write", "apply", "remove")
+REQUIRED_METHODS = ("render", "available", "write", "snapshot", "change", "restore", "remove")

@@ -1,50 +1,43 @@
 """Backend: the ``ip`` command script (see ``grebond.renderer.iproute2``).
 
-For testing and for hosts with neither daemon. ``apply`` runs the commands (argv lists, never
-a shell) on a host that does not have the interfaces yet; it is not persistent.
+For testing and for hosts with neither daemon. ``change`` runs the commands (argv lists, never a
+shell) on a host that does not have the interfaces yet; it is not persistent. Snapshot, restore
+and remove are the kernel backend's: the result is plain kernel state either way.
 """
 
 from __future__ import annotations
 
-from grebond.backends.base import Availability, Backend, Changes, Context
+from grebond.backends.base import Availability, Context, Snapshot
+from grebond.backends.kernel import KernelBackend
+from grebond.changes import Changes
 from grebond.errors import SystemAccessError
-from grebond.files import under_root, write_atomic
+from grebond.files import under_root
+from grebond.managed import ManagedDirectory
 from grebond.renderer import Rendering
 from grebond.renderer import iproute2 as renderer
 
 SCRIPT_DIR = "/etc/grebond"
 
 
-class Iproute2Backend(Backend):
+class Iproute2Backend(KernelBackend):
     name = "iproute2"
     summary = "ip(8) command script; apply runs it once (not persistent)"
-    persistent = False
-
-    def render(self, ctx: Context) -> Rendering:
-        return renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node)
 
     def available(self) -> Availability:
-        import shutil
+        import shutil  # shutil only where the ip binary is looked for, not on every start-up
 
         path = shutil.which("ip")
         return Availability(bool(path), f"ip found at {path}" if path else "ip(8) not found: install iproute2")
 
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
-        changes = Changes()
-        for f in rendering.files:
-            path = under_root(ctx.root, SCRIPT_DIR) / f.name
-            if ctx.dry_run or write_atomic(path, f.content, f.mode):
-                changes.written.append(str(path))
-            else:
-                changes.unchanged.append(str(path))
-        return changes
+        directory = ManagedDirectory(under_root(ctx.root, SCRIPT_DIR), prefix=renderer.SCRIPT_PREFIX, mode=0o755)
+        return directory.sync({f.name: f.content for f in rendering.files}, ctx.dry_run)
 
-    def apply(self, ctx: Context) -> Changes:
+    def change(self, ctx: Context, snapshot: Snapshot) -> Changes:
         import subprocess
 
-        rendering = self.render(ctx)
         changes = Changes()
-        for argv in rendering.data:
+        for argv in renderer.commands_of(ctx.config.bonds_of(ctx.node)):
             if ctx.dry_run:
                 changes.actions.append("run " + " ".join(argv))
                 continue

@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from grebond.backends.base import Backend, REQUIRED_METHODS
+from grebond.backends.base import REQUIRED_METHODS, Backend
 from grebond.errors import UsageError
 
 GROUP = "grebond.backends"
 
 # The built-ins, exactly as pyproject.toml registers them. Resolving these names directly
-# skips the entry-point scan (importlib.metadata costs ~25 ms at start-up, a third of a cold
+# skips the entry-point scan (importlib.metadata is a large part of a cold
 # render). A plugin may not take a built-in's name; discover() reports such a clash.
 BUILTINS = {
     "iproute2": "grebond.backends.iproute2:Iproute2Backend",
@@ -81,13 +81,13 @@ def get(name: str) -> Backend:
             raise UsageError(f"backend '{name}' ({entry.target}) {entry.error}")
         return entry.backend()
     entries = discover()
-    entry = entries.get(name)
-    if entry is None:
+    found = entries.get(name)
+    if found is None:
         usable = ", ".join(sorted(n for n, e in entries.items() if e.backend)) or "none"
         raise UsageError(f"unknown backend '{name}'; installed backends: {usable} (see 'grebond backends')")
-    if entry.backend is None:
-        raise UsageError(f"backend '{name}' ({entry.target}) {entry.error}")
-    return entry.backend()
+    if found.backend is None:
+        raise UsageError(f"backend '{name}' ({found.target}) {found.error}")
+    return found.backend()
 
 
 def choose_auto() -> tuple[Backend, str]:
@@ -100,6 +100,6 @@ def choose_auto() -> tuple[Backend, str]:
         availability = backend.available()
         if availability.ok:
             return backend, f"chose backend '{name}': {availability.reason}"
-    return get("kernel"), "chose backend 'kernel': neither systemd-networkd nor NetworkManager is running " \
-        "(the kernel backend is not persistent across reboots)"
+    return get("kernel"), ("chose backend 'kernel': neither systemd-networkd nor NetworkManager is running "
+                           "(the kernel backend is not persistent across reboots)")
 

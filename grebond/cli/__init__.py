@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from grebond import __version__
 from grebond.errors import ConfigError, GrebondError
@@ -21,7 +21,7 @@ class _HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, sized to the terminal without importing shutil.
 
     argparse builds a formatter for every ``add_argument`` and each one imports shutil just to
-    read the terminal width: ~1.5 ms of every cold start, for help that is rarely printed.
+    read the terminal width: paid on every cold start, for help that is rarely printed.
     """
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
@@ -38,7 +38,8 @@ def _terminal_columns() -> int:
     except (KeyError, ValueError):
         pass
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+        stdout = sys.__stdout__
+        return os.get_terminal_size(stdout.fileno()).columns if stdout is not None else 80
     except (AttributeError, ValueError, OSError):
         return 80
 
@@ -48,11 +49,11 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: object, formatter_class: type[argparse.HelpFormatter] = _HelpFormatter,
                  **kwargs: object) -> None:
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)  # type: ignore[arg-type,misc]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from grebond.cli import backend_cmds, config_cmds, kernel_cmds, path_cmds
+    from grebond.cli import backend_cmds, config_cmds, kernel_cmds, path_cmds, try_cmds
 
     parser = _Parser(
         prog="grebond",
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"grebond {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (config_cmds, backend_cmds, kernel_cmds, path_cmds):
+    for module in (config_cmds, backend_cmds, try_cmds, kernel_cmds, path_cmds):
         module.register(sub)
     return parser
 
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, metavar="FILE",
                    help=f"the link model (default {DEFAULT_CONFIG})")
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (errors too: {\"error\": ..., \"exit_status\": N})")
 
 
 def add_node_arg(p: argparse.ArgumentParser, detect: str = "") -> None:
@@ -83,13 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        _json_error(args, exc, [str(p) for p in exc.problems])
         return exc.exit_status
     except GrebondError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        for line in lines:
             print(f"grebond: {line}", file=sys.stderr)
+        _json_error(args, exc, lines)
         return exc.exit_status
     except KeyboardInterrupt:
         print("grebond: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _json_error(args: argparse.Namespace, exc: GrebondError, lines: list[str]) -> None:
+    """With --json, an error is a JSON object on stdout too (a script reads one place)."""
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"error": lines[0] if len(lines) == 1 else "; ".join(lines), "lines": lines,
+                          "exit_status": exc.exit_status}))

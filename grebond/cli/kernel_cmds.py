@@ -33,7 +33,6 @@ def _local_addresses() -> list[str]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from grebond.nodes import resolve_node
-
     from grebond.verifier import verify
 
     config = load(args)
@@ -50,10 +49,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from grebond.nodes import resolve_node
-
-    from grebond import status
+    from grebond import pending, status
     from grebond.kernel.reader import read_state
+    from grebond.nodes import resolve_node
     from grebond.verifier import remotes_of
 
     config = load(args)
@@ -74,11 +72,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             nodes = [resolve_node(config, None, _local_addresses)]
     remotes = [r for n in nodes for r in remotes_of(config, n)]
     bonds = status.collect(config, nodes, read_state(remotes))
+    try_ = pending.load()
     if args.json:
         import json
 
-        print(json.dumps(status.as_dict(bonds), indent=2))
+        rows = status.as_dict(bonds)
+        for row in rows:     # a pending try is the host's, shown with each bond of its node
+            row["pending_try"] = None if try_ is None or try_.node != row["node"] else {
+                "id": try_.id, "deadline": try_.deadline, "backend": try_.backend, "config": try_.config,
+                "remaining_s": round(try_.remaining_s, 1), "ping": try_.ping}
+        print(json.dumps(rows, indent=2))
     else:
+        if try_ is not None:
+            print(f"pending: {try_.describe()}; 'grebond confirm' keeps it, 'grebond rollback' undoes it")
         for line in status.lines(bonds):
             print(line)
     return EXIT_OK

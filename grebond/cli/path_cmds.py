@@ -11,7 +11,6 @@ import argparse
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.errors import UsageError
 
-
 # The help text names grebond.paths.DEFAULT_RTT_THRESHOLD_MS without importing that module at
 # every start (tests/test_cli.py keeps the two equal).
 RTT_THRESHOLD_HELP = "largest round-trip difference tolerated with balance-rr (default 5 ms)"
@@ -35,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_check_paths(args: argparse.Namespace) -> int:
-    from grebond import paths
+    from grebond import paths, probe
     from grebond.cli.config_cmds import load
     from grebond.kernel.reader import local_addresses
     from grebond.nodes import resolve_node
@@ -45,7 +44,7 @@ def cmd_check_paths(args: argparse.Namespace) -> int:
         raise UsageError(f"--rtt-threshold {threshold:g}: must be 0 or more milliseconds")
     config = load(args)
     node = resolve_node(config, args.node, local_addresses if args.node is None else None)
-    reports = paths.check(config.bonds_of(node), threshold, measure_rtt=not args.no_rtt)
+    reports = probe.check(config.bonds_of(node), threshold, measure_rtt=not args.no_rtt)
     if args.json:
         import json
 

@@ -12,8 +12,8 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from ipaddress import ip_address
-from typing import Sequence
 
 PROBES = 8            # echo rounds over all paths; the minimum RTT is used (queueing only adds)
 PROBE_TIMEOUT_S = 1.0
@@ -145,4 +145,4 @@ def _checksum(data: bytes) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)

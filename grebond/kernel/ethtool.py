@@ -14,7 +14,8 @@ from __future__ import annotations
 import struct
 
 from grebond.errors import SystemAccessError
-from grebond.model import OFFLOADS, LocalBond
+from grebond.kernel.desired import offload_features, on_off
+from grebond.model import OFFLOADS
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GSTRINGS = 0x1B
@@ -38,7 +39,7 @@ def _ioctl(ifname: str, payload: bytearray) -> int:
     ifreq += bytes(IFREQ_SIZE - len(ifreq))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
-            return fcntl.ioctl(sock.fileno(), SIOCETHTOOL, bytearray(ifreq), True)
+            return int(fcntl.ioctl(sock.fileno(), SIOCETHTOOL, bytearray(ifreq), True))
         except OSError as exc:
             raise SystemAccessError(f"{ifname}: ethtool request failed: {exc.strerror or exc}") from exc
         finally:
@@ -63,9 +64,33 @@ def _feature_names(ifname: str) -> tuple[str, ...]:
     strings = bytearray(struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count)
                         + bytes(count * ETH_GSTRING_LEN))
     _ioctl(ifname, strings)
-    raw = strings[12:]
+    return parse_strings(bytes(strings[12:]), count)
+
+
+def parse_strings(raw: bytes, count: int) -> tuple[str, ...]:
+    """ETHTOOL_GSTRINGS' table: ``count`` NUL-padded names of ETH_GSTRING_LEN bytes each."""
     return tuple(raw[i * ETH_GSTRING_LEN:(i + 1) * ETH_GSTRING_LEN].split(b"\0", 1)[0].decode()
                  for i in range(count))
+
+
+def active_states(reply: bytes, blocks: int, index: dict[str, int], names: tuple[str, ...]) -> dict[str, bool]:
+    """From an ETHTOOL_GFEATURES reply: each name's bit in the ``active`` word of its 32-bit block
+    (a block is available, requested, active, never_changed)."""
+    active = [struct.unpack_from("=IIII", reply, 8 + 16 * b)[2] for b in range(blocks)]
+    return {n: bool(active[index[n] // 32] >> (index[n] % 32) & 1) for n in names if n in index}
+
+
+def set_request(index: dict[str, int], blocks: int, wanted: dict[str, bool]) -> bytearray:
+    """An ETHTOOL_SFEATURES request: per block, the bits to change (valid) and their new values."""
+    valid = [0] * blocks
+    requested = [0] * blocks
+    for name, on in wanted.items():
+        bit = index[name]
+        valid[bit // 32] |= 1 << (bit % 32)
+        if on:
+            requested[bit // 32] |= 1 << (bit % 32)
+    return bytearray(struct.pack("=II", ETHTOOL_SFEATURES, blocks)
+                     + b"".join(struct.pack("=II", v, r) for v, r in zip(valid, requested)))
 
 
 def features(ifname: str, names: tuple[str, ...] = tuple(OFFLOADS.values())) -> dict[str, bool]:
@@ -73,8 +98,7 @@ def features(ifname: str, names: tuple[str, ...] = tuple(OFFLOADS.values())) -> 
     index, blocks = _bits(ifname)
     request = bytearray(struct.pack("=II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
     _ioctl(ifname, request)
-    active = [struct.unpack_from("=IIII", request, 8 + 16 * b)[2] for b in range(blocks)]
-    return {n: bool(active[index[n] // 32] >> (index[n] % 32) & 1) for n in names if n in index}
+    return active_states(bytes(request), blocks, index, names)
 
 
 def set_features(ifname: str, wanted: dict[str, bool]) -> None:
@@ -87,36 +111,15 @@ def set_features(ifname: str, wanted: dict[str, bool]) -> None:
     unknown = sorted(set(wanted) - set(index))
     if unknown:
         raise SystemAccessError(f"{ifname}: this kernel has no feature {', '.join(unknown)}")
-    valid = [0] * blocks
-    requested = [0] * blocks
-    for name, on in wanted.items():
-        bit = index[name]
-        valid[bit // 32] |= 1 << (bit % 32)
-        if on:
-            requested[bit // 32] |= 1 << (bit % 32)
-    request = bytearray(struct.pack("=II", ETHTOOL_SFEATURES, blocks)
-                        + b"".join(struct.pack("=II", v, r) for v, r in zip(valid, requested)))
-    _ioctl(ifname, request)
+    _ioctl(ifname, set_request(index, blocks, wanted))
     have = features(ifname, tuple(wanted))
     refused = sorted(n for n, on in wanted.items() if have.get(n) != on)
     if refused:
         raise SystemAccessError(f"{ifname}: the kernel kept {', '.join(f'{n} {_word(have.get(n))}' for n in refused)}")
 
 
-def offload_features(on: bool) -> dict[str, bool]:
-    """Every feature ``offloads: on`` or ``off`` sets, with its wanted state."""
-    return {name: on for name in OFFLOADS.values()}
-
-
 def _word(state: bool | None) -> str:
     return "on" if state else "off" if state is not None else "absent"
-
-
-def wanted_offloads(end: LocalBond) -> dict[str, bool]:
-    """Interface -> offloads on (True) or off, for the bond and tunnels of ``end`` (empty: kernel's choice)."""
-    if end.offloads is None:
-        return {}
-    return {name: end.offloads for name in [*(t.name for t in end.tunnels), end.name]}
 
 
 def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> dict[str, str]:
@@ -135,5 +138,5 @@ def converge_offloads(wanted: dict[str, bool], dry_run: bool = False) -> dict[st
         if have != offload_features(on):
             if not dry_run:
                 set_features(name, offload_features(on))
-            done[name] = f"set {name} offloads {'on' if on else 'off'} (gso, tso, tso6, gro)"
+            done[name] = f"set {name} offloads {on_off(on)} (gso, tso, tso6, gro)"
     return done

@@ -11,145 +11,22 @@ imported inside functions so nothing loads it at import time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from ipaddress import ip_address
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from grebond.errors import SystemAccessError
+from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr, read_missed_max
+from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
-SYSFS_NET = Path("/sys/class/net")
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
-GRE_KEY = 0x2000            # IFLA_GRE_[IO]FLAGS, wire order
-IP6GRE_KEY = 0x0020         # IFLA_IP6GRE_[IO]FLAGS: pyroute2 decodes them host-order (LE: 0x2000 -> 0x0020)
-IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 MII_STATUS = ("up", "fail", "down", "back")
 SLAVE_STATE = ("active", "backup")
 BOND_MODES = tuple(m.value for m in BondMode)
 
 
-@dataclass(frozen=True)
-class TunnelInfo:
-    """gretap/ip6gretap parameters as the kernel holds them; keys are None when unset."""
-
-    local: str
-    remote: str
-    ttl: int
-    ikey: int | None
-    okey: int | None
-    link: int = 0                       # bound underlay ifindex, 0 = none
-    encaplimit: int | None = None       # ip6gretap: None = "none" (IGN_ENCAP_LIMIT), else the limit
-
-
-@dataclass(frozen=True)
-class BondInfo:
-    """Bond options, normalised to the names the model uses (mode name, validate name...)."""
-
-    mode: str
-    miimon: int = 0
-    arp_interval: int = 0
-    arp_ip_targets: tuple[str, ...] = ()
-    arp_validate: str = "none"
-    arp_missed_max: int | None = None   # from sysfs; None when the kernel has no such file (< 5.17)
-    updelay: int = 0
-    downdelay: int = 0
-    xmit_hash_policy: str = "layer2"
-    min_links: int = 0
-    packets_per_slave: int = 1
-    lacp_rate: str = "slow"
-    primary: str | None = None
-    active_slave: str | None = None
-
-
-@dataclass(frozen=True)
-class SlaveInfo:
-    """A bond port's state as the bond sees it (IFLA_INFO_SLAVE_DATA)."""
-
-    state: str                          # active | backup
-    mii_status: str                     # up | fail | down | back, whichever monitor runs (ARP too)
-    link_failure_count: int = 0
-
-
-@dataclass(frozen=True)
-class LinkState:
-    index: int
-    name: str
-    kind: str | None                    # IFLA_INFO_KIND: gretap, ip6gretap, bond, wireguard, veth; None for plain
-    mtu: int
-    mac: str | None
-    flags: int
-    operstate: str
-    carrier: bool
-    master: str | None = None
-    addresses: tuple[str, ...] = ()     # "10.67.0.1/24", "fd00::1/64" (compressed)
-    tunnel: TunnelInfo | None = None
-    bond: BondInfo | None = None
-    slave: SlaveInfo | None = None
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    features: dict[str, bool] = field(default_factory=dict)   # model.OFFLOADS, read only when asked for
-
-    @property
-    def admin_up(self) -> bool:
-        return bool(self.flags & IFF_UP)
-
-    @property
-    def up(self) -> bool:
-        """Usable: UP flag and carrier. gretap/wireguard never toggle carrier and report operstate UNKNOWN."""
-        return self.admin_up and self.carrier and self.operstate in ("UP", "UNKNOWN")
-
-    @property
-    def state(self) -> str:
-        return "up" if self.up else ("down" if not self.admin_up else f"no-carrier ({self.operstate.lower()})")
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where the kernel would send a packet to ``dst``."""
-
-    dst: str
-    oif: str | None
-    oif_kind: str | None
-    gateway: str | None = None
-    prefsrc: str | None = None
-
-    @property
-    def wireguard(self) -> bool:
-        return self.oif_kind == "wireguard"
-
-
-@dataclass(frozen=True)
-class KernelState:
-    """A snapshot of the links (by name) and of the routes looked up for tunnel remotes."""
-
-    links: dict[str, LinkState] = field(default_factory=dict)
-    routes: dict[str, Route | None] = field(default_factory=dict)   # remote -> route (None: unreachable)
-
-    def link(self, name: str) -> LinkState | None:
-        return self.links.get(name)
-
-    def slaves_of(self, bond: str) -> list[LinkState]:
-        return [link for link in self.links.values() if link.master == bond]
-
-
 # ------------------------------------------------------------------------------------ reading
-
-def _open() -> Any:
-    try:
-        from pyroute2 import IPRoute
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise SystemAccessError(f"cannot read the kernel: pyroute2 is not installed ({exc})") from exc
-    try:
-        return IPRoute()
-    except RuntimeError as exc:
-        # pyroute2 0.9.x: the sync IPRoute refuses to run inside a running asyncio loop
-        raise SystemAccessError(f"cannot read the kernel from inside an asyncio loop ({exc}); "
-                                "use asyncio.to_thread") from exc
-    except OSError as exc:
-        raise SystemAccessError(f"cannot read the kernel: cannot open netlink: {exc}") from exc
-
 
 def _nested(msg: Any, *names: str) -> Any:
     for name in names:
@@ -217,19 +94,15 @@ def _bond(name: str, data: Any, names: dict[int, str]) -> BondInfo:
         downdelay=int(g("IFLA_BOND_DOWNDELAY") or 0),
         xmit_hash_policy=_name_of(XMIT_HASH_POLICIES, g("IFLA_BOND_XMIT_HASH_POLICY"), "layer2"),
         min_links=int(g("IFLA_BOND_MIN_LINKS") or 0),
-        packets_per_slave=int(g("IFLA_BOND_PACKETS_PER_SLAVE") if g("IFLA_BOND_PACKETS_PER_SLAVE") is not None else 1),
+        packets_per_slave=_int_or(g("IFLA_BOND_PACKETS_PER_SLAVE"), 1),
         lacp_rate=_name_of(LACP_RATES, g("IFLA_BOND_AD_LACP_RATE"), "slow"),
         primary=names.get(int(primary)) if primary else None,
         active_slave=names.get(int(active)) if active else None,
     )
 
 
-def read_missed_max(bond: str) -> int | None:
-    """arp_missed_max from sysfs (the only portable way: pyroute2 cannot encode or decode it)."""
-    try:
-        return int((SYSFS_NET / bond / "bonding" / "arp_missed_max").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+def _int_or(value: Any, default: int) -> int:
+    return default if value is None else int(value)
 
 
 def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkState:
@@ -285,21 +158,23 @@ def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> Ker
     """
     from pyroute2 import NetlinkError
 
-    ip = _open()
     try:
-        msgs = list(ip.get_links())
-        names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in msgs}
-        addrs = _addresses(ip)
-        links = {}
-        for m in msgs:
-            link = _link(m, names, addrs)
-            links[link.name] = link
-        _add_features(links, features)
-        routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
+        with ipr() as ip:
+            return _read(ip, remotes, features)
     except NetlinkError as exc:
         raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
-    finally:
-        ip.close()
+
+
+def _read(ip: Any, remotes: Iterable[str], features: Iterable[str]) -> KernelState:
+    msgs = list(ip.get_links())
+    names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in msgs}
+    addrs = _addresses(ip)
+    links = {}
+    for m in msgs:
+        link = _link(m, names, addrs)
+        links[link.name] = link
+    _add_features(links, features)
+    routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
     return KernelState(links=links, routes=routes)
 
 
@@ -341,8 +216,5 @@ def route_to(remote: str) -> Route | None:
 
 def local_addresses() -> list[str]:
     """Every address on this host (all interfaces), for node auto-detection."""
-    ip = _open()
-    try:
+    with ipr() as ip:
         return [a.split("/")[0] for lst in _addresses(ip).values() for a in lst]
-    finally:
-        ip.close()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import configparser
 import io
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-Value = str | int | Sequence[str]
+Value = str | int | Sequence[str] | None
 Section = tuple[str, Sequence[tuple[str, Value]]]
 
 

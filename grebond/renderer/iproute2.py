@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shlex
 
-from grebond.model import OFFLOADS, LocalBond, BondMode, MonitorType, LocalTunnel
-from grebond.renderer import RenderedFile, Rendering, header_lines
+from grebond.generated import header_lines
+from grebond.model import OFFLOADS, LocalBond, LocalTunnel, bond_options
+from grebond.renderer import RenderedFile, Rendering
 
 Argv = list[str]
 
@@ -27,25 +28,17 @@ def tunnel_argv(t: LocalTunnel) -> Argv:
     return argv
 
 
-def bond_option_args(end: LocalBond) -> Argv:
-    """The ``type bond ...`` options, explicit for every monitor field so nothing is left to defaults."""
-    mon, opt = end.monitor, end.options
-    args = ["mode", end.mode.value]
-    if mon.type is MonitorType.ARP:
-        args += ["arp_interval", str(mon.interval_ms), "arp_ip_target", ",".join(str(a) for a in end.arp_targets),
-                 "arp_validate", mon.validate, "arp_missed_max", str(mon.missed_max)]
-    elif mon.type is MonitorType.MII:
-        args += ["miimon", str(mon.interval_ms)]
-        if opt.updelay_ms is not None:
-            args += ["updelay", str(opt.updelay_ms)]
-        if opt.downdelay_ms is not None:
-            args += ["downdelay", str(opt.downdelay_ms)]
-    elif end.mode.allows_arp_monitor:
-        args += ["miimon", "0"]
-    for key, value in (("xmit_hash_policy", opt.xmit_hash_policy), ("min_links", opt.min_links),
-                       ("packets_per_slave", opt.packets_per_slave), ("lacp_rate", opt.lacp_rate)):
-        if value is not None:
-            args += [key, str(value)]
+def bond_option_args(bond: LocalBond) -> Argv:
+    """The ``type bond ...`` options from ``model.bond_options``, explicit for every monitor field so
+    nothing is left to defaults; ``primary`` is set later, once its tunnel is enslaved."""
+    options = bond_options(bond)
+    args: Argv = []
+    for name, value in options.items():
+        if name == "primary" or (name == "arp_interval" and value == 0):
+            continue
+        if name == "miimon" and value == 0 and options.get("arp_interval"):
+            continue    # the ARP monitor's arp_interval already switches miimon off
+        args += [name, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return args
 
 
@@ -61,8 +54,9 @@ def commands(end: LocalBond) -> list[Argv]:
     for t in end.tunnels:
         cmds.append(["ip", "link", "set", "dev", t.name, "down"])   # the kernel refuses to enslave an up device
         cmds.append(["ip", "link", "set", "dev", t.name, "master", end.name])
-    if end.options.primary and end.mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB):
-        cmds.append(["ip", "link", "set", "dev", end.name, "type", "bond", "primary", end.options.primary])
+    primary = bond_options(end).get("primary")
+    if primary:
+        cmds.append(["ip", "link", "set", "dev", end.name, "type", "bond", "primary", str(primary)])
     for addr in end.addresses:
         cmds.append(["ip", "address", "add", str(addr), "dev", end.name]
                     + (["nodad"] if addr.version == 6 else []))
@@ -72,18 +66,23 @@ def commands(end: LocalBond) -> list[Argv]:
     return cmds
 
 
+SCRIPT_PREFIX = "grebond-"
+
+
+def commands_of(bonds: tuple[LocalBond, ...]) -> list[Argv]:
+    """Every command for every bond of a node, in order (what the script runs, as argv lists)."""
+    return [argv for bond in bonds for argv in commands(bond)]
+
+
 def render(ends: tuple[LocalBond, ...], source: str, node: str) -> Rendering:
-    """One POSIX shell script for the node; the argv lists are the Rendering's data."""
+    """One POSIX shell script for the node."""
     lines = ["#!/bin/sh"] + [f"# {h}" for h in header_lines(source, node)]
     lines += ["# Not persistent: the kernel forgets it at reboot. Run once on a host without these interfaces.",
               "set -e"]
-    all_cmds: list[Argv] = []
     for end in ends:
         names = ", ".join(t.name for t in end.tunnels)
         lines += ["", f"# {end.name}: {end.mode.value} over {names} to {end.peer}; MTU {end.mtu}"]
         for argv in commands(end):
             lines.append(shlex.join(argv))
-            all_cmds.append(argv)
     script = ("\n".join(lines) + "\n").encode()
-    return Rendering(backend="iproute2", node=node,
-                     files=(RenderedFile(f"grebond-{node}.sh", script, 0o755),), data=all_cmds)
+    return Rendering(backend="iproute2", node=node, files=(RenderedFile(f"{SCRIPT_PREFIX}{node}.sh", script, 0o755),))

@@ -25,8 +25,9 @@ from __future__ import annotations
 from ipaddress import IPv6Interface
 
 from grebond.errors import ConfigError, Problem
-from grebond.model import DEFAULT_MISSED_MAX, LocalBond, BondMode, MonitorType, LocalTunnel
-from grebond.renderer import RenderedFile, Rendering, header_lines
+from grebond.generated import header_lines
+from grebond.model import DEFAULT_MISSED_MAX, LocalBond, LocalTunnel, MonitorType, bond_options
+from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer.ini import Section, render_ini
 
 FILE_PREFIX = "40-grebond-"
@@ -124,26 +125,29 @@ def tunnel_netdev(t: LocalTunnel) -> list[Section]:
             ("Tunnel", tunnel)]  # type: ignore[list-item]
 
 
+NETWORKD_BOND_KEYS = {
+    "mode": "Mode", "miimon": "MIIMonitorSec", "arp_interval": "ARPIntervalSec", "arp_ip_target": "ARPIPTargets",
+    "arp_validate": "ARPValidate", "arp_missed_max": "ARPMissedMax", "updelay": "UpDelaySec",
+    "downdelay": "DownDelaySec", "xmit_hash_policy": "TransmitHashPolicy", "min_links": "MinLinks",
+    "packets_per_slave": "PacketsPerSlave", "lacp_rate": "LACPTransmitRate",
+}
+"""[Bond] keys for ``model.bond_options`` names (primary is PrimarySlave= in the tunnel's .network)."""
+_TIMESPANS = ("miimon", "arp_interval", "updelay", "downdelay")
+
+
 def bond_netdev(end: LocalBond, target_systemd: int) -> list[Section]:
-    mon, opt = end.monitor, end.options
-    bond: list[tuple[str, object]] = [("Mode", end.mode.value)]
-    if mon.type is MonitorType.ARP:
-        bond.append(("ARPIntervalSec", ms(mon.interval_ms)))
-        bond.append(("ARPIPTargets", " ".join(str(a) for a in end.arp_targets)))
-        bond.append(("ARPValidate", mon.validate))
-        if target_systemd >= ARP_MISSED_MAX_SINCE:
-            bond.append(("ARPMissedMax", mon.missed_max))
-    elif mon.type is MonitorType.MII:
-        bond.append(("MIIMonitorSec", ms(mon.interval_ms)))
-        if opt.updelay_ms is not None:
-            bond.append(("UpDelaySec", ms(opt.updelay_ms)))
-        if opt.downdelay_ms is not None:
-            bond.append(("DownDelaySec", ms(opt.downdelay_ms)))
-    # monitor none: nothing; networkd then sends no miimon and the kernel keeps its default
-    for key, value in (("TransmitHashPolicy", opt.xmit_hash_policy), ("MinLinks", opt.min_links),
-                       ("PacketsPerSlave", opt.packets_per_slave), ("LACPTransmitRate", opt.lacp_rate)):
-        if value is not None:
-            bond.append((key, value))
+    bond: list[tuple[str, object]] = []
+    for name, value in bond_options(end).items():
+        if name == "primary" or (name in ("miimon", "arp_interval") and value == 0):
+            continue    # 0 is the kernel default, and networkd sends nothing for an unset monitor
+        if name == "arp_missed_max" and target_systemd < ARP_MISSED_MAX_SINCE:
+            continue    # check() refused a non-default value for this target
+        if name in _TIMESPANS:
+            assert isinstance(value, int)
+            value = ms(value)
+        elif isinstance(value, tuple):
+            value = " ".join(map(str, value))
+        bond.append((NETWORKD_BOND_KEYS[name], value))
     return [("NetDev", [("Name", end.name), ("Kind", "bond"), ("MACAddress", end.mac), ("MTUBytes", end.mtu)]),
             ("Bond", bond)]  # type: ignore[list-item]
 
@@ -154,13 +158,12 @@ def offload_link(ifname: str, kind: str, on: bool, target_systemd: int) -> list[
     value = "true" if on else "false"
     match = [("OriginalName", ifname)] + ([("Kind", kind)] if target_systemd >= LINK_MATCH_KIND_SINCE else [])
     return [("Match", match),
-            ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]  # type: ignore[list-item]
+            ("Link", [(key, value) for key in LINK_OFFLOAD_KEYS])]
 
 
 def slave_network(end: LocalBond, t: LocalTunnel) -> list[Section]:
     network: list[tuple[str, object]] = [("Bond", end.name)]
-    if end.options.primary == t.name and end.mode in (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB,
-                                                      BondMode.BALANCE_ALB):
+    if bond_options(end).get("primary") == t.name:
         # both ends must agree on the active slave, or frames arrive on the peer's inactive one
         network.append(("PrimarySlave", "yes"))
     return [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
@@ -177,23 +180,17 @@ def bond_network(end: LocalBond) -> list[Section]:
 
 
 def render(ends: tuple[LocalBond, ...], source: str, node: str, target_systemd: int = 252) -> Rendering:
-    """All files for ``node``, sorted by name; ConfigError lists every option the target cannot express.
-
-    ``data`` maps each .netdev file name to its interface name, tunnels of a bond before the bond
-    (the order a backend deletes or creates them in).
-    """
+    """All files for ``node``, sorted by name; ConfigError lists every option the target cannot express."""
     problems = check(ends, source, target_systemd)
     if problems:
         raise ConfigError(problems)
     head = header_lines(source, node)
     files: list[RenderedFile] = []
-    netdevs: dict[str, str] = {}
     for end in ends:
         for t in end.tunnels:
             netdev, network = file_names(t.name)
             files.append(RenderedFile(netdev, render_ini(tunnel_netdev(t), head)))
             files.append(RenderedFile(network, render_ini(slave_network(end, t), head)))
-            netdevs[netdev] = t.name
             if end.offloads is not None:
                 link = offload_link(t.name, t.kind, end.offloads, target_systemd)
                 files.append(RenderedFile(link_file_name(t.name), render_ini(link, head)))
@@ -203,6 +200,5 @@ def render(ends: tuple[LocalBond, ...], source: str, node: str, target_systemd: 
         netdev, network = file_names(end.name)
         files.append(RenderedFile(netdev, render_ini(bond_netdev(end, target_systemd), head)))
         files.append(RenderedFile(network, render_ini(bond_network(end), [*head, *BOND_NETWORK_COMMENT])))
-        netdevs[netdev] = end.name
     files.sort(key=lambda f: f.name)
-    return Rendering(backend="networkd", node=node, files=tuple(files), data=netdevs)
+    return Rendering(backend="networkd", node=node, files=tuple(files))

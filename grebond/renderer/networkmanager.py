@@ -38,8 +38,9 @@ from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from grebond.errors import ConfigError, Problem
-from grebond.model import DEFAULT_MISSED_MAX, LocalBond, BondMode, MonitorType, LocalTunnel
-from grebond.renderer import RenderedFile, Rendering, header_lines
+from grebond.generated import header_lines
+from grebond.model import DEFAULT_MISSED_MAX, LocalBond, LocalTunnel, MonitorType, bond_options
+from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer.ini import Section, render_ini
 
 DEFAULT_TARGET_NM = "1.42"
@@ -53,7 +54,6 @@ CONNECTION_PREFIX = "grebond-"
 USER_KEY = "net.grebond.generated"
 """NM user-data key (needs a dot, like a DNS name: nm_setting_user_check_key) that marks grebond's profiles."""
 IP_TUNNEL_MODE = {"gretap": 10, "ip6gretap": 11}   # NMIPTunnelMode
-BOND_PRIMARY_MODES = (BondMode.ACTIVE_BACKUP, BondMode.BALANCE_TLB, BondMode.BALANCE_ALB)
 
 Plain = dict[str, dict[str, tuple[str, Any]]]
 """D-Bus settings a{sa{sv}} as plain Python: setting -> key -> (signature, value)."""
@@ -121,32 +121,20 @@ def check(ends: tuple[LocalBond, ...], source: str, target_nm: str) -> list[Prob
 
 # ----------------------------------------------------------------------------- settings
 
-def bond_options(end: LocalBond, target_nm: str) -> dict[str, str]:
-    """The bond's NM options (kernel names and values), explicit wherever NM's default differs."""
-    mon, opt, mode = end.monitor, end.options, end.mode
-    out: dict[str, str] = {"mode": mode.value}
-    if mon.type is MonitorType.ARP:
-        # miimon=0 explicitly: NM's own default is 100, and a non-zero miimon makes NM drop arp_*
-        out.update(miimon="0", arp_interval=str(mon.interval_ms),
-                   arp_ip_target=",".join(str(a) for a in end.arp_targets), arp_validate=mon.validate)
-        if parse_version(target_nm) >= ARP_MISSED_MAX_SINCE:
-            out["arp_missed_max"] = str(mon.missed_max)
-    elif mon.type is MonitorType.MII:
-        out["miimon"] = str(mon.interval_ms)
-        if opt.updelay_ms is not None:
-            out["updelay"] = str(opt.updelay_ms)
-        if opt.downdelay_ms is not None:
-            out["downdelay"] = str(opt.downdelay_ms)
-    elif mode.allows_arp_monitor:
-        out["miimon"] = "0"       # monitor none: the kernel's default, not NM's 100
-    # (802.3ad/tlb/alb without a monitor: the kernel forces miimon=100, which is NM's default too)
-    for key, value in (("xmit_hash_policy", opt.xmit_hash_policy), ("min_links", opt.min_links),
-                       ("packets_per_slave", opt.packets_per_slave), ("lacp_rate", opt.lacp_rate)):
-        if value is not None:
-            out[key] = str(value)
-    if opt.primary and mode in BOND_PRIMARY_MODES:
-        out["primary"] = opt.primary
-    return dict(sorted(out.items()))        # NM writes options sorted; so do we
+def nm_bond_options(end: LocalBond, target_nm: str) -> dict[str, str]:
+    """``model.bond_options`` as NM's bond.options (all strings), sorted as NM writes them.
+
+    ``miimon=0`` stays explicit: NM's own default is 100, and a non-zero miimon makes NM drop
+    the arp_* options. ``arp_interval=0`` is NM's default and is left out.
+    """
+    out: dict[str, str] = {}
+    for name, value in bond_options(end).items():
+        if name == "arp_interval" and value == 0:
+            continue
+        if name == "arp_missed_max" and parse_version(target_nm) < ARP_MISSED_MAX_SINCE:
+            continue    # check() refused a non-default value for this target
+        out[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return dict(sorted(out.items()))
 
 
 def _ip_settings(addresses: tuple[Any, ...], family: int) -> dict[str, tuple[str, Any]]:
@@ -162,7 +150,7 @@ def _ethtool(end: LocalBond) -> Plain:
     """The ``ethtool`` setting when the model sets offloads, else nothing (the kernel's)."""
     if end.offloads is None:
         return {}
-    return {"ethtool": {key: ("b", end.offloads) for key in ETHTOOL_OFFLOAD_KEYS}}
+    return {"ethtool": dict.fromkeys(ETHTOOL_OFFLOAD_KEYS, ("b", end.offloads))}
 
 
 def bond_settings(end: LocalBond, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
@@ -173,7 +161,7 @@ def bond_settings(end: LocalBond, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
                        "autoconnect": ("b", True),
                        "autoconnect-slaves": ("i", 1)},
         "802-3-ethernet": {"assigned-mac-address": ("s", end.mac), "mtu": ("u", end.mtu)},
-        "bond": {"options": ("a{ss}", bond_options(end, target_nm))},
+        "bond": {"options": ("a{ss}", nm_bond_options(end, target_nm))},
         "ipv4": _ip_settings(end.addresses, 4),
         "ipv6": _ip_settings(end.addresses, 6),
         **_ethtool(end),
@@ -241,7 +229,7 @@ def keyfile_sections(plain: Plain) -> list[Section]:
     sections: list[Section] = []
     for setting, keys in plain.items():
         items: list[tuple[str, Any]] = []
-        for key, (sig, value) in keys.items():
+        for key, (_sig, value) in keys.items():
             if setting == "bond" and key == "options":
                 items += list(value.items())                   # bond options are plain keys
             elif setting == "user" and key == "data":
@@ -255,11 +243,11 @@ def keyfile_sections(plain: Plain) -> list[Section]:
 
 
 def render(ends: tuple[LocalBond, ...], source: str, node: str, target_nm: str = DEFAULT_TARGET_NM) -> Rendering:
-    """Keyfiles for ``node`` (mode 0600), sorted by name; ``data`` is ``settings()`` (UUID -> Plain)."""
+    """Keyfiles for ``node`` (mode 0600), sorted by name: the same profiles ``settings()`` gives for D-Bus."""
     plain = settings(ends, source, node, target_nm)
     head = header_lines(source, node)
     files = [RenderedFile(keyfile_name(p["connection"]["interface-name"][1]), render_ini(keyfile_sections(p), head),
                           KEYFILE_MODE)
              for p in plain.values()]
     files.sort(key=lambda f: f.name)
-    return Rendering(backend="networkmanager", node=node, files=tuple(files), data=plain)
+    return Rendering(backend="networkmanager", node=node, files=tuple(files))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from kernel_states import SEED, matching_state
-
 from grebond.backends.kernel import as_it_was
-from grebond.kernel.reader import KernelState
+from grebond.kernel.desired import expected_addresses, expected_bond, expected_tunnel
+from grebond.kernel.state import KernelState
 from grebond.validation import load_config
-from grebond.verifier import expected_addresses, expected_bond_options, expected_tunnel
+
+from kernel_states import SEED, matching_state
 
 
 def test_matching_kernel_reads_back_as_the_model() -> None:
@@ -24,8 +24,8 @@ def test_matching_kernel_reads_back_as_the_model() -> None:
     state = matching_state(config)
     back = as_it_was(end, state)
     assert back is not None
-    asked, held = expected_bond_options(back), state.links["bond0"].bond
-    assert expected_bond_options(end).items() <= asked.items()
+    asked, held = expected_bond(back), state.links["bond0"].bond
+    assert expected_bond(end).items() <= asked.items()
     assert all((tuple(str(x) for x in getattr(held, k)) if k == "arp_ip_targets" else getattr(held, k)) == v
                for k, v in asked.items()), asked
     assert [expected_tunnel(t) for t in back.tunnels] == [expected_tunnel(t) for t in end.tunnels]
@@ -43,7 +43,7 @@ def test_changed_kernel_reads_back_as_it_was() -> None:
                                                                   primary="gre2", lacp_rate="slow"))
     back = as_it_was(end, KernelState(links={**state.links, "bond0": old_bond}, routes=state.routes))
     assert back is not None
-    options = expected_bond_options(back)
+    options = expected_bond(back)
     assert options["mode"] == "active-backup" and options["arp_interval"] == 200 and options["primary"] == "gre2"
     assert "lacp_rate" not in options          # the kernel refuses it outside 802.3ad
 

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-
 from grebond.procs import running_pid
+
 from needs import need
 
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed.yaml"

@@ -10,6 +10,7 @@ import pytest
 
 from grebond import __version__
 from grebond.cli import main
+
 from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,11 +165,11 @@ def test_check_paths_help_names_the_real_rtt_default() -> None:
 
 def test_cold_render_leaves_the_costly_modules_unimported() -> None:
     """The render path's import budget (issue 2: under 60 ms cold); each of these cost 1-130 ms."""
-    code = ("import sys, runpy; sys.argv = ['grebond', 'render', '--backend', 'networkd', '-c', %r]\n"
+    code = (f"import sys, runpy; sys.argv = ['grebond', 'render', '--backend', 'networkd', '-c', {SEED!r}]\n"
             "try:\n    runpy.run_module('grebond', run_name='__main__')\nexcept SystemExit:\n    pass\n"
             "costly = {'pyroute2', 'dbus_next', 'asyncio', 'socket', 'tempfile', 'hashlib', 'shutil',\n"
             "          'difflib', 'json', 'uuid'}\n"
-            "print(sorted(costly & set(sys.modules)), file=sys.stderr)") % SEED
+            "print(sorted(costly & set(sys.modules)), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
     assert "[NetDev]" in done.stdout

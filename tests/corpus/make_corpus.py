@@ -4,6 +4,7 @@ The files are committed so a reader can open them; big inputs (deep nesting, hug
 made by tests/test_corpus.py at test time instead of committing megabytes.
 """
 from pathlib import Path
+
 OUT = Path(__file__).resolve().parent
 BASE = """version: 1
 links:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAID = ("usr", "var", "etc")
@@ -56,7 +56,7 @@ class InstalledPackage:
         self.deb = deb
         self.holder: subprocess.Popen[str] | None = None
 
-    def start(self) -> "InstalledPackage":
+    def start(self) -> InstalledPackage:
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", _HOLDER.format(dirs=" ".join(OVERLAID))],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -27,16 +27,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from needs import is_ci, need
-
 from .topology import Lab, LabError, RootNamespaceRefused
 from .vm import LabUnavailable, guest_path, guest_script, run_in_guest
+from needs import is_ci, need
 
 MARKER = "kernel"
 LAB_FIXTURES = frozenset({"lab", "lab_factory"})
@@ -258,6 +258,8 @@ class LabDelegator:
             "LANG": "C.UTF-8",
             # hypothesis wants <cwd>/.hypothesis, and a warning is an error under filterwarnings=error
             "HYPOTHESIS_STORAGE_DIRECTORY": "/tmp/grebond-lab-hypothesis",
+            # grebond's state (the applied model, a pending try): the guest's /var is this machine's, read-only
+            "GREBOND_STATE_DIR": "/tmp/grebond-lab-state",
         }
         for k, v in os.environ.items():  # the guest starts with an empty environment
             if (k.startswith("GREBOND_") and k not in _INTERNAL_ENV) or k in {"CI", "PYTHONPATH"}:
@@ -385,7 +387,7 @@ def _report(item: pytest.Item, outcome: str, msg: str, when: str) -> pytest.Test
     if outcome == "skipped":
         longrepr = (item.location[0], (item.location[1] or 0) + 1, f"Skipped: {msg}")
     return pytest.TestReport(
-        nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
+        nodeid=item.nodeid, location=item.location, keywords=dict.fromkeys(item.keywords, 1),
         outcome=outcome, longrepr=longrepr, when=when,  # type: ignore[arg-type]
     )
 

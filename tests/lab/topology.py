@@ -23,8 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from .vm import LAB_MODULES
 
@@ -340,7 +340,7 @@ class Lab:
         self._apply_qdisc(i)
 
     # ------------------------------------------------------------ build / tear
-    def setup(self) -> "Lab":
+    def setup(self) -> Lab:
         """Create namespaces, veths, WireGuard devices and underlay addresses."""
         if any(r.is_root for r in self.routers.values()) and not (
             in_guest() or os.environ.get("GREBOND_LAB_ALLOW_ROOT") == "1"
@@ -453,7 +453,7 @@ class Lab:
         if errors:
             raise LabError("lab teardown incomplete: " + "; ".join(errors))
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.setup()
 
     def __exit__(self, *exc: object) -> None:

@@ -28,9 +28,9 @@ import sys
 import sysconfig
 import tarfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 #: Modules every kernel test needs; loaded in the guest before anything runs.
 LAB_MODULES: tuple[str, ...] = ("bonding", "ip_gre", "ip6_gre", "wireguard", "veth", "sch_netem")

@@ -7,10 +7,11 @@ it, because many tests share one boot.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
 from lab.daemons import NETWORKD_DIR, NM_KEYDIR, Networkd, NetworkManager
 
 NETWORKD_PREFIX = "40-grebond-"

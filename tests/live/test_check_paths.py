@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+
 from lab.topology import Lab
 
 pytestmark = pytest.mark.kernel

@@ -15,13 +15,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+
 from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.topology import Lab, wait_for
-
 from live.helpers import (
     NETDIR,
     PREFIX,
@@ -85,8 +85,8 @@ def test_networkd_kill_between_delete_and_reload(lab_factory: Callable[..., Lab]
     changed = write_config(tmp_path, model(mode="active-backup", extra="primary: gre1"), "changed.yaml")
     seed_files = files()
     steps = [  # (kill when this is called, model to go to, its mode, the files expected after the kill)
-        ("_write_files", changed, "active-backup", "old"),   # bond0 deleted, nothing written yet
-        ("_networkctl", seed, "balance-rr", "new"),          # bond0 deleted, files written, no reload
+        ("sync", changed, "active-backup", "old"),           # bond0 deleted, nothing written yet
+        ("networkctl", seed, "balance-rr", "new"),           # bond0 deleted, files written, no reload
     ]
     for function, cfg, mode, expect in steps:
         before = files()
@@ -108,7 +108,7 @@ def test_networkd_dies_during_apply(lab_factory: Callable[..., Lab], networkd: N
     seed_files = files()
     assert networkd.proc is not None
     # networkd is killed just before grebond asks it to reload
-    done = grebond_killed_at("_networkctl", "apply", "--backend", "networkd", "-c", changed, "--node", "r2",
+    done = grebond_killed_at("networkctl", "apply", "--backend", "networkd", "-c", changed, "--node", "r2",
                              kill_pid=networkd.proc.pid)
     assert done.returncode == 3, done.stdout + done.stderr
     message = done.stderr.strip().splitlines()[-1]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lab.topology import SEED_V6, Lab, wait_for
 from needs import need
 
@@ -159,7 +160,7 @@ def test_failover_marks_slave_down_and_ping_continues(lab: Lab, tmp_path: Path) 
     t0 = time.monotonic()
     # each end's ARP monitor must notice on its own: requests and replies pick slaves independently
     for router in ("r2", "r1"):
-        assert wait_for(lambda: "MII Status: up" not in _slave_block(lab, router, "gre1"), timeout=5,
+        assert wait_for(lambda r=router: "MII Status: up" not in _slave_block(lab, r, "gre1"), timeout=5,  # type: ignore[misc]
                         interval=0.05)
         detected = time.monotonic() - t0
         assert detected < 2.0, f"{router} marked gre1 down after {detected:.2f}s"

@@ -7,9 +7,10 @@ Numbers (MTU 1402 over WireGuard 1440, largest DF ping 1374) are from lab-facts.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
+
 from lab.topology import SEED_V4, SEED_V6, Lab, lab_netns, root_links, wait_for
 
 pytestmark = pytest.mark.kernel

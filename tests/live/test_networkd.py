@@ -8,13 +8,13 @@ bond, ``grebond verify``'s exit status, and networkd's own log.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+
 from lab.daemons import Networkd
 from lab.topology import Lab
-
 from live.helpers import (
     NETDIR,
     PREFIX,

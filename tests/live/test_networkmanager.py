@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+
 from lab.daemons import NetworkManager
 from lab.topology import Lab, wait_for
-
 from live.helpers import (
     KEYDIR,
     PEER_BOND_IP,

@@ -11,15 +11,14 @@ daemon starts from the files the install hook left.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+
 from lab.daemons import Daemon, Networkd, NetworkManager
 from lab.package import InstalledPackage, find_deb
 from lab.topology import Lab, wait_for
-from needs import need
-
 from live.helpers import (
     PEER_BOND_IP,
     PREFIX,
@@ -28,6 +27,7 @@ from live.helpers import (
     model,
     write_config,
 )
+from needs import need
 
 pytestmark = pytest.mark.kernel(root_ns=True)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from lab.topology import Lab, wait_for
 
 from .test_kernel_backend import BOND_IP, config_copy, grebond
+from lab.topology import Lab, wait_for
 
 pytestmark = pytest.mark.kernel
 

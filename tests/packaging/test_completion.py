@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from grebond.cli import build_parser
+
 from needs import need
 
 COMPLETION = Path(__file__).resolve().parents[2] / "packaging" / "bash-completion" / "grebond"
@@ -57,7 +58,7 @@ def test_every_option_of_each_subcommand_is_offered(command: str) -> None:
     offered = set(complete(command, "-"))
     missing = options(parser) - offered
     assert not missing, f"'grebond {command}' options missing from {COMPLETION}: {sorted(missing)}"
-    stale = {o for o in offered - options(parser)}
+    stale = set(offered - options(parser))
     assert not stale, f"{COMPLETION} offers options 'grebond {command}' does not have: {sorted(stale)}"
 
 

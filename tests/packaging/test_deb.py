@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import grebond
+
 from needs import need
 
 pytestmark = pytest.mark.deb

@@ -12,10 +12,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
 from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +170,8 @@ def test_invalid_config_does_not_fail_install_and_keeps_files(pkg: State) -> Non
     done = reinstall(pkg.deb)
     assert "is not valid" in done.stdout + done.stderr
     after = snapshot(NETWORKD, Path("/etc/grebond"))
-    after.pop(str(CONFIG)); before.pop(str(CONFIG))
+    after.pop(str(CONFIG))
+    before.pop(str(CONFIG))
     assert after == before
 
 

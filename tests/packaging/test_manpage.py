@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from grebond.cli import build_parser
+
 from needs import need
 
 MAN = Path(__file__).resolve().parents[2] / "packaging" / "grebond.8"

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from golden import assert_golden
 from grebond.backends.base import Context
 from grebond.backends.registry import get
+from grebond.renderer.iproute2 import commands_of
 from grebond.validation import parse_config
+
+from golden import assert_golden
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -26,7 +28,7 @@ def test_golden(example: Path, node: str) -> None:
 
 def _commands(text: str, node: str = "r2") -> list[list[str]]:
     config, _ = parse_config(text)
-    return get("iproute2").render(Context(config=config, node=node)).data
+    return commands_of(config.bonds_of(node))
 
 
 SEED = (REPO / "examples" / "seed.yaml").read_text()

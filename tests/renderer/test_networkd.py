@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from golden import assert_golden
-from models import base
 from grebond.backends.base import Context
 from grebond.backends.networkd import NetworkdBackend
 from grebond.cli import main
@@ -20,15 +18,11 @@ from grebond.renderer import networkd
 from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
 
+from golden import assert_golden, assert_golden_set
+from models import base
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ("seed", "ipv6")
-
-
-@pytest.fixture
-def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Load examples by their relative path so the header (which names the source) is stable."""
-    monkeypatch.chdir(REPO)
-    return REPO
 
 
 def render(text: str, node: str = "r2", target: int = 252) -> dict[str, dict[str, dict[str, list[str]]]]:
@@ -47,16 +41,16 @@ def test_golden(in_repo: Path, example: str, node: str) -> None:
         assert f.name.startswith(networkd.FILE_PREFIX)
         assert f.mode == 0o644
         assert_golden(f"networkd/{example}/{node}/{f.name}", f.content)
-    golden_dir = Path(__file__).parents[1] / "golden" / "networkd" / example / node
-    if golden_dir.is_dir():  # no stale golden file for a file no longer rendered
-        assert sorted(p.name for p in golden_dir.iterdir()) == sorted(f.name for f in rendering.files)
+    assert_golden_set(f"networkd/{example}/{node}", [f.name for f in rendering.files])
 
 
 def test_render_cli_matches_golden(in_repo: Path, tmp_path: Path) -> None:
     assert main(["render", "--backend", "networkd", "-c", "examples/seed.yaml", "-o", str(tmp_path)]) == 0
     for node in ("r1", "r2"):
-        for p in (tmp_path / node).iterdir():
-            assert p.read_bytes() == (REPO / "tests/golden/networkd/seed" / node / p.name).read_bytes()
+        written = sorted((tmp_path / node).iterdir())
+        golden = sorted((REPO / "tests/golden/networkd/seed" / node).iterdir())
+        assert [p.name for p in written] == [p.name for p in golden] and golden
+        assert [p.read_bytes() for p in written] == [p.read_bytes() for p in golden]
 
 
 def test_seed_fields_parse_back() -> None:
@@ -252,3 +246,17 @@ def test_offloads_for_older_systemd() -> None:
         render(off, target=234)
     assert [p.path for p in err.value.problems] == ["links.bond0.offloads"]
     assert "235" in err.value.problems[0].message
+
+
+@pytest.mark.parametrize("node", ["r1", "r2"])
+def test_golden_offloads_off(tmp_path: Path, node: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`offloads: off`: a .link file per device (udev sets the features when the device appears)."""
+    (tmp_path / "seed-offloads-off.yaml").write_text((REPO / "examples/seed.yaml").read_text() + "    offloads: off\n")
+    monkeypatch.chdir(tmp_path)       # the header names the config by the path it was given
+    config, _ = load_config("seed-offloads-off.yaml")
+    rendering = networkd.render(config.bonds_of(node), config.source, node)
+    names = [f.name for f in rendering.files]
+    assert [n for n in names if n.endswith(".link")] == [f"40-grebond-{d}.link" for d in ("bond0", "gre1", "gre2")]
+    for f in rendering.files:
+        assert_golden(f"networkd/seed-offloads-off/{node}/{f.name}", f.content)
+    assert_golden_set(f"networkd/seed-offloads-off/{node}", names)

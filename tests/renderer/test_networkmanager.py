@@ -14,26 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from golden import assert_golden
-from models import base
 from grebond.backends.base import Context
-from grebond.backends.networkmanager import NetworkManagerBackend, differences, effective_bond_options
+from grebond.backends.networkmanager import NetworkManagerBackend
+from grebond.backends.networkmanager.compare import differences, effective_bond_options
 from grebond.cli import main
 from grebond.errors import ConfigError, OwnershipError
 from grebond.renderer import networkmanager as nm
 from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
+
+from golden import assert_golden, assert_golden_set
+from models import base
 from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
 NMCLI = shutil.which("nmcli")
-
-
-@pytest.fixture
-def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Load examples by their relative path so the header (which names the source) is stable."""
-    monkeypatch.chdir(REPO)
-    return REPO
 
 
 def ipv6_encaplimit4(tmp_path: Path) -> Path:
@@ -54,17 +49,17 @@ def render(text: str, node: str = "r2", target: str = "1.42") -> dict[str, dict[
 
 
 # ---------------------------------------------------------------- golden
-def _check_golden(config_path: str, golden: str, node: str) -> None:
+SEED_KEYFILES = ["grebond-bond0.nmconnection", "grebond-gre1.nmconnection", "grebond-gre2.nmconnection"]
+
+
+def _check_golden(config_path: str, golden: str, node: str, names: list[str] = SEED_KEYFILES) -> None:
     config, _ = load_config(config_path)
     rendering = nm.render(config.bonds_of(node), config.source, node)
-    assert [f.name for f in rendering.files] == ["grebond-bond0.nmconnection", "grebond-gre1.nmconnection",
-                                                 "grebond-gre2.nmconnection"] or golden.startswith("ipv6")
+    assert [f.name for f in rendering.files] == names
     for f in rendering.files:
         assert f.mode == 0o600
         assert_golden(f"networkmanager/{golden}/{node}/{f.name}", f.content)
-    golden_dir = REPO / "tests/golden/networkmanager" / golden / node
-    if golden_dir.is_dir():
-        assert sorted(p.name for p in golden_dir.iterdir()) == sorted(f.name for f in rendering.files)
+    assert_golden_set(f"networkmanager/{golden}/{node}", names)
 
 
 @pytest.mark.parametrize("node", ["r1", "r2"])
@@ -76,7 +71,8 @@ def test_golden_seed(in_repo: Path, node: str) -> None:
 def test_golden_ipv6(in_repo: Path, tmp_path: Path, node: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = ipv6_encaplimit4(tmp_path)
     monkeypatch.chdir(tmp_path)       # the header names the config by the path it was given
-    _check_golden(cfg.name, "ipv6-encaplimit-4", node)
+    _check_golden(cfg.name, "ipv6-encaplimit-4", node,
+                  ["grebond-bond6.nmconnection", "grebond-gre61.nmconnection", "grebond-gre62.nmconnection"])
 
 
 def test_ipv6_example_as_shipped_is_refused(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -217,7 +213,7 @@ def test_libnm_accepts_every_keyfile(in_repo: Path, tmp_path: Path, node: str) -
                 assert effective_bond_options({k: v[0] for k, v in back["bond"].items()}) == \
                     effective_bond_options({k: v[0] for k, v in mine["bond"].items()})
             else:
-                assert back["ip-tunnel"] == {k: v for k, v in mine["ip-tunnel"].items()}
+                assert back["ip-tunnel"] == dict(mine["ip-tunnel"].items())
 
 
 # ---------------------------------------------------------------- comparison after NM's defaults
@@ -336,3 +332,14 @@ def test_offloads_are_the_ethtool_setting_on_every_profile() -> None:
     with pytest.raises(ConfigError) as err:
         render(base(extra="offloads: off"), target="1.12")
     assert [p.path for p in err.value.problems] == ["links.bond0.offloads"]
+
+
+@pytest.mark.parametrize("node", ["r1", "r2"])
+def test_golden_offloads_off(tmp_path: Path, node: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`offloads: off`: the ethtool setting's four features off on the bond and every port."""
+    (tmp_path / "seed-offloads-off.yaml").write_text((REPO / "examples/seed.yaml").read_text() + "    offloads: off\n")
+    monkeypatch.chdir(tmp_path)
+    _check_golden("seed-offloads-off.yaml", "seed-offloads-off", node)
+    for f in nm.render(load_config("seed-offloads-off.yaml")[0].bonds_of(node), "x", node).files:
+        assert parse_ini(f.content.decode())["ethtool"] == {
+            k: ["false"] for k in ("feature-gso", "feature-tso", "feature-tx-tcp6-segmentation", "feature-gro")}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grebond.backends.base import Availability, Backend, Changes, Context
+from grebond.backends.base import Availability, Backend, Context
+from grebond.changes import Changes
 from grebond.files import under_root, write_atomic
 from grebond.renderer import RenderedFile, Rendering, header_lines
 from grebond.renderer.iproute2 import bond_option_args

@@ -11,7 +11,7 @@ trip per object, and nothing that differs between the two libraries.
 
 Errors: no system bus, NetworkManager not running, or access denied raise
 ``SystemAccessError`` (exit 3) with what to do; any other error NM answers with raises
-``NMCallError`` (a SystemAccessError too) carrying NM's error name and text.
+``DaemonRefused`` (a SystemAccessError too) carrying NM's error name and text.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from dbus_next import BusType, Message, MessageType, Variant
-from dbus_next.aio import MessageBus
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import BusType, MessageType
 from dbus_next.errors import AuthError, DBusError
+from dbus_next.message import Message
+from dbus_next.signature import Variant
 
-from grebond.errors import SystemAccessError
+from grebond.errors import DaemonRefused, SystemAccessError
 
 NM_BUS = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
@@ -50,14 +52,6 @@ Plain = dict[str, dict[str, tuple[str, Any]]]
 _ABSENT = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
 _DENIED = ("org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.NetworkManager.PermissionDenied",
            "org.freedesktop.NetworkManager.Settings.PermissionDenied")
-
-
-class NMCallError(SystemAccessError):
-    """NetworkManager refused a call; ``name`` is its D-Bus error name (e.g. ...Settings.Connection.InvalidProperty)."""
-
-    def __init__(self, method: str, name: str, text: str) -> None:
-        self.method, self.name, self.text = method, name, text
-        super().__init__(f"NetworkManager refused {method}: {text} ({name})")
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class NMClient:
                                     "only with --write-only or --root") from exc
         except (AuthError, PermissionError) as exc:
             raise SystemAccessError(f"access to the system D-Bus denied: {exc}; run as root") from exc
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise SystemAccessError(f"cannot connect to the system D-Bus: {exc or 'timed out'}") from exc
         client = cls(bus, call_timeout_s)
         try:
@@ -129,7 +123,7 @@ class NMClient:
         return client
 
     def close(self) -> None:
-        self._bus.disconnect()
+        self._bus.disconnect()  # type: ignore[no-untyped-call]
 
     async def _call(self, path: str, interface: str, member: str, signature: str = "",
                     body: list[Any] | None = None) -> list[Any]:
@@ -137,7 +131,7 @@ class NMClient:
                       signature=signature, body=body or [])
         try:
             reply = await asyncio.wait_for(self._bus.call(msg), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SystemAccessError(f"NetworkManager did not answer {member} within {self._timeout:.0f} s") from None
         except DBusError as exc:   # raised by some library versions instead of an error reply
             raise _error(member, exc.type, exc.text) from exc
@@ -160,7 +154,7 @@ class NMClient:
     async def device_by_iface(self, iface: str) -> str | None:
         try:
             (path,) = await self._call(NM_PATH, IFACE_NM, "GetDeviceByIpIface", "s", [iface])
-        except NMCallError as exc:
+        except DaemonRefused as exc:
             if exc.name.endswith("UnknownDevice"):
                 return None
             raise
@@ -174,7 +168,7 @@ class NMClient:
     async def deactivate(self, active: str) -> None:
         try:
             await self._call(NM_PATH, IFACE_NM, "DeactivateConnection", "o", [active])
-        except NMCallError as exc:
+        except DaemonRefused as exc:
             if not exc.name.endswith("ConnectionNotActive"):
                 raise
 
@@ -185,7 +179,7 @@ class NMClient:
             try:
                 uuid = await self._get(path, IFACE_ACTIVE, "Uuid")
                 state = await self._get(path, IFACE_ACTIVE, "State")
-            except NMCallError:
+            except DaemonRefused:
                 continue        # deactivated and removed between the two calls
             out.append(Active(str(path), str(uuid), int(state)))
         return out
@@ -212,7 +206,7 @@ class NMClient:
     async def get_by_uuid(self, uuid: str) -> str | None:
         try:
             (path,) = await self._call(SETTINGS_PATH, IFACE_SETTINGS, "GetConnectionByUuid", "s", [uuid])
-        except NMCallError as exc:
+        except DaemonRefused as exc:
             if exc.name.endswith("InvalidConnection"):
                 return None
             raise
@@ -238,7 +232,7 @@ class NMClient:
         """Delete the profile and its keyfile; NM deactivates it first."""
         try:
             await self._call(connection, IFACE_CONNECTION, "Delete")
-        except NMCallError as exc:
+        except DaemonRefused as exc:
             if not exc.name.endswith("UnknownMethod") and "not exist" not in exc.text:
                 raise
 
@@ -253,4 +247,4 @@ def _error(method: str, name: str, text: str) -> SystemAccessError:
                                  "bus); start it, or write keyfiles only with --write-only or --root")
     if name in _DENIED:
         return SystemAccessError(f"NetworkManager denied {method}: {text}; run as root")
-    return NMCallError(method, name, text)
+    return DaemonRefused(method, name, text)

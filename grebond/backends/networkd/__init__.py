@@ -1,0 +1,217 @@
+"""Backend: systemd-networkd files in /etc/systemd/network, plus the convergence networkd 252 lacks.
+
+The files carry the state across reboots; at boot networkd creates everything from them. On a
+running system networkd 252 is not enough (lab-facts.md, "systemd-networkd 252"):
+- ``networkctl reload`` never changes an existing netdev, and a removed .netdev leaves its
+  link behind;
+- after ``ip link del bond0`` + reload, the bond comes back but its gretaps are not re-attached;
+- recreated gretaps stay down and unenslaved, and ``networkctl reconfigure`` does not help.
+So ``change`` deletes every link whose .netdev changed (or that exists without having come from
+grebond's file), lets networkd recreate it from the new file on reload, and then enslaves over
+netlink what networkd left alone (down, master, up). Offloads live in .link files, which udev
+applies only when a device appears: udev is told to reload them before networkd creates
+anything, and the features of devices that already exist are set here (ethtool ioctl), as the
+.link files will at the next boot. The same steps run on systemd >= 257: the kernel refuses
+some in-place changes (bond mode with slaves), so recreating is right there too.
+
+Only files whose name starts with ``FILE_PREFIX`` AND that carry grebond's header are ever
+replaced or removed; only links named in such files (or in the new rendering) are deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from grebond.backends.base import Availability, Backend, Context, Snapshot
+from grebond.backends.networkd import daemon
+from grebond.backends.networkd.files import read_files
+from grebond.changes import Changes
+from grebond.errors import GrebondError, SystemAccessError
+from grebond.files import under_root
+from grebond.kernel.ethtool import converge_offloads
+from grebond.kernel.netlink import delete_links, enslave
+from grebond.kernel.reader import read_state
+from grebond.kernel.state import KernelState
+from grebond.managed import ManagedDirectory
+from grebond.renderer import Rendering
+from grebond.renderer import networkd as renderer
+
+NETWORK_DIR = "/etc/systemd/network"
+
+
+@dataclass
+class Plan:
+    """How to get from the files on disk (and the kernel) to the desired files."""
+
+    write: dict[str, bytes]          # file name -> content, only files that differ
+    remove: list[str]                # grebond's file names the desired set no longer has
+    delete_links: list[str]          # links to delete before reloading, in order
+    recreate: list[str]              # of those, the ones networkd will create again
+    bonds: dict[str, list[str]]      # bond -> its tunnels, for enslaving after reload
+    missing: list[str] = field(default_factory=list)   # desired links absent although the files are there
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write, delete or create. A missing link needs a reload even when every file is
+        already as desired (an apply killed after writing, or someone ran ``ip link del``)."""
+        return not (self.write or self.remove or self.delete_links or self.missing)
+
+
+def plan(current: dict[str, bytes], desired: dict[str, bytes], state: KernelState) -> Plan:
+    """Which links must be deleted so that networkd creates them again from ``desired``. Pure."""
+    old, new = read_files(current), read_files(desired)
+    recreate: list[str] = []
+    missing: list[str] = []
+    for file, nd in new.netdevs.items():
+        link = state.link(nd.name)
+        if link is None:
+            missing.append(nd.name)
+            continue        # networkd creates it on reload
+        previous = old.netdevs.get(file)
+        if previous is not None and previous.sections == nd.sections:
+            continue        # unchanged file, existing link: networkd's
+        if previous is None and link.kind != nd.kind:
+            # a link of another kind with this name is not grebond's to delete; networkd will fail to
+            # create ours and verification will say so
+            continue
+        recreate.append(nd.name)
+    # links of files that go away; one of another kind under that name was never ours
+    kept = {x.name for x in new.netdevs.values()}
+    gone = [nd.name for file, nd in old.netdevs.items()
+            if file not in new.netdevs and nd.name not in kept
+            and (link := state.link(nd.name)) is not None and link.kind == nd.kind]
+    # bonds first: deleting a bond releases its slaves, so no slave is deleted while enslaved
+    order = sorted(set(recreate) | set(gone), key=lambda x: (x not in new.bonds and not old.is_bond(x), x))
+    return Plan(write={n: c for n, c in desired.items() if current.get(n) != c},
+                remove=sorted(set(current) - set(desired)), delete_links=order, recreate=sorted(recreate),
+                bonds=new.bonds, missing=sorted(missing))
+
+
+@dataclass
+class NetworkdSnapshot(Snapshot):
+    files: dict[str, bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": {n: base64.b64encode(c).decode() for n, c in self.files.items()}}
+
+
+class NetworkdBackend(Backend):
+    name = "networkd"
+    summary = "systemd-networkd .netdev/.network files in /etc/systemd/network (persistent)"
+
+    def render(self, ctx: Context) -> Rendering:
+        return renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node, ctx.target_systemd)
+
+    def directory(self, ctx: Context) -> ManagedDirectory:
+        return ManagedDirectory(under_root(ctx.root, NETWORK_DIR), prefix=renderer.FILE_PREFIX)
+
+    def available(self) -> Availability:
+        if not daemon.NETIF_DIR.is_dir():
+            return Availability(False, f"systemd-networkd is not running ({daemon.NETIF_DIR} does not exist)")
+        pid = daemon.networkd_pid()
+        if pid is None:
+            return Availability(False, "systemd-networkd is not running (no systemd-networkd process)")
+        bus = "" if daemon.bus_name_owned() else "; no system bus name org.freedesktop.network1, so reload may fail"
+        return Availability(True, f"systemd-networkd is running (pid {pid}){bus}")
+
+    def ready(self, ctx: Context) -> None:
+        availability = self.available()
+        if not availability.ok:
+            raise SystemAccessError(f"{availability.reason}; start it (systemctl start systemd-networkd), "
+                                    "or write the files only with --write-only or --root")
+
+    def write(self, rendering: Rendering, ctx: Context) -> Changes:
+        return self.directory(ctx).sync({f.name: f.content for f in rendering.files}, ctx.dry_run)
+
+    # ------------------------------------------------------------- the transaction's steps
+    def snapshot(self, ctx: Context) -> NetworkdSnapshot:
+        return NetworkdSnapshot(self.directory(ctx).current())
+
+    def snapshot_from_json(self, data: dict[str, Any]) -> NetworkdSnapshot:
+        return NetworkdSnapshot({n: base64.b64decode(c) for n, c in data.get("files", {}).items()})
+
+    def change(self, ctx: Context, snapshot: Snapshot) -> Changes:
+        desired = {f.name: f.content for f in self.render(ctx).files}
+        if ctx.dry_run:
+            return self._dry_run(desired, ctx)
+        return self._converge(desired, ctx)
+
+    def restore(self, ctx: Context, snapshot: Snapshot) -> str:
+        """The files (and, with networkd running, the links) from before. With networkd gone only the
+        files can come back: it builds the previous state from them when it runs again, as at boot."""
+        assert isinstance(snapshot, NetworkdSnapshot)
+        try:
+            if self.available().ok:
+                self._converge(snapshot.files, ctx)
+                return "restored the previous files and links"
+            self.directory(ctx).sync(snapshot.files)
+            return "restored the previous files; systemd-networkd is not running and brings them up when it starts"
+        except GrebondError as exc:
+            return f"restoring the previous state failed too: {exc}"
+
+    def remove(self, ctx: Context) -> Changes:
+        if ctx.offline:
+            return self.directory(ctx).sync({}, ctx.dry_run)
+        if ctx.dry_run:
+            return self._dry_run({}, ctx)
+        self.ready(ctx)
+        return self._converge({}, ctx)
+
+    # ------------------------------------------------------------- how
+    def _dry_run(self, desired: dict[str, bytes], ctx: Context) -> Changes:
+        directory = self.directory(ctx)
+        steps = plan(directory.current(), desired, read_state())
+        changes = directory.sync(desired, dry_run=True)
+        changes.recreated = list(steps.recreate)
+        changes.actions += [f"delete link {n}" for n in steps.delete_links if n not in steps.recreate]
+        if not steps.empty:
+            changes.actions.append("reload systemd-networkd (networkctl reload)")
+        if steps.bonds and desired:
+            changes.actions += [f"enslave {', '.join(s)} to {b} where networkd does not" for b, s in steps.bonds.items()]
+        changes.actions += converge_offloads(read_files(desired).offloads, dry_run=True).values()
+        return changes
+
+    def _converge(self, desired: dict[str, bytes], ctx: Context) -> Changes:
+        """Delete what must be recreated, write the files, reload, enslave, wait. Returns what changed."""
+        directory = self.directory(ctx)
+        wanted = read_files(desired)
+        steps = plan(directory.current(), desired, read_state())
+        if steps.empty:
+            changes = directory.sync(desired)     # nothing differs; still reports unchanged files
+            if desired:
+                self._enslave(steps.bonds)        # heal a slave someone released by hand
+                changes.actions += converge_offloads(wanted.offloads).values()   # or offloads set by hand
+            return changes
+        deleted = delete_links(steps.delete_links)
+        changes = directory.sync(desired)
+        changes.recreated = [n for n in steps.recreate if n in deleted]
+        changes.actions += [f"deleted link {n}" for n in deleted if n not in steps.recreate]
+        if any(n.endswith(".link") for n in [*steps.write, *steps.remove]):
+            daemon.reload_udev()
+        daemon.networkctl("reload")
+        changes.actions.append("reloaded systemd-networkd")
+        if desired:
+            names = [n for slaves in steps.bonds.values() for n in slaves] + list(steps.bonds)
+            daemon.wait_links(names, ctx.timeout_s)
+            changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
+            changes.actions += converge_offloads(wanted.offloads).values()
+        return changes
+
+    def _enslave(self, bonds: dict[str, list[str]]) -> list[str]:
+        """Attach each tunnel networkd left unenslaved (it never re-attaches after a recreate on 252)."""
+        state = read_state()
+        done: list[str] = []
+        for bond, slaves in bonds.items():
+            if state.link(bond) is None:
+                continue
+            todo = [s for s in slaves if (link := state.link(s)) is not None
+                    and (link.master != bond or not link.admin_up)]
+            if todo:
+                enslave(bond, todo)
+                done += todo
+        return done
+
+
+__all__ = ["NetworkdBackend", "NetworkdSnapshot", "Plan", "plan"]

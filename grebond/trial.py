@@ -1,0 +1,243 @@
+"""``grebond try``: apply, then keep the change only if it is confirmed before a deadline.
+
+The change is the apply transaction's (``grebond.apply``), stopped before ``commit``: it is
+verified on this end, and its snapshot is written to disk with the deadline (``grebond.pending``).
+From then on the rollback does not depend on the process that made the change. A guardian
+outlives it: a transient systemd service where systemd is PID 1 (it survives the SSH session
+and logind's clean-up of it), otherwise a detached process in a session of its own (a hung-up
+terminal or a killed ``try`` does not reach it). The guardian waits; at the deadline it rolls
+the change back — persistent configuration and running state — and verifies the previous model.
+With ``--ping`` it confirms by itself as soon as every address answers across the bond, which is
+what an unattended change uses. NetworkManager also gets a checkpoint whose own rollback fires a
+little after the deadline, in case the guardian dies too.
+
+``confirm`` (Enter in the ``try`` terminal, or ``grebond confirm`` from any shell) keeps the
+change; ``rollback`` undoes it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from grebond.apply import Outcome, Transaction
+from grebond.backends.base import Backend, Context
+from grebond.backends.registry import get as get_backend
+from grebond.errors import GrebondError, SystemAccessError, UsageError
+from grebond.lock import exclusive
+from grebond.model import Config
+from grebond.pending import Pending, applied, clear, load, save, save_applied, state_dir
+from grebond.validation import parse_config
+from grebond.verifier import Report, verify
+
+DEFAULT_TIMEOUT_S = 120.0
+GUARD_POLL_S = 0.5
+PING_EVERY_S = 1.0
+
+
+def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, ping: list[str],
+          config_text: str) -> tuple[Outcome, Pending | None]:
+    """Apply and verify; leave the change pending with a guardian. Nothing changed: nothing pending."""
+    if timeout_s <= 0:
+        raise UsageError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
+    ctx = replace(ctx, hold_s=timeout_s)
+    with Transaction(backend, ctx, config_path, action="try") as tx:
+        outcome = tx.run()
+        if ctx.dry_run or outcome.refusal is not None:
+            return outcome, None
+        if not outcome.changes.changed:
+            tx.keep()
+            save_applied(ctx.node, backend.name, config_text)
+            return outcome, None
+        assert outcome.snapshot is not None
+        now = time.time()
+        pending = Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name,
+                          config=str(config_path), root=str(ctx.root), created=now, deadline=now + timeout_s,
+                          timeout_s=ctx.timeout_s, snapshot=outcome.snapshot.to_json(), ping=ping,
+                          previous_config=applied(ctx.node), config_text=config_text,
+                          changes=outcome.changes.lines())
+        save(pending)
+        pending.guardian = start_guardian(pending)
+        save(pending)
+    return outcome, pending
+
+
+def confirm() -> Pending:
+    """Keep the pending change (NetworkManager's checkpoint is destroyed); UsageError when none."""
+    with exclusive():
+        pending = load()
+        if pending is None:
+            raise NothingPending("nothing to confirm: no 'grebond try' is pending")
+        backend, ctx = _rebuild(pending)
+        backend.commit(ctx, backend.snapshot_from_json(pending.snapshot))
+        save_applied(pending.node, pending.backend, pending.config_text)
+        clear("confirmed")
+    _stop_guardian(pending)
+    return pending
+
+
+def roll_back(reason: str) -> tuple[Pending, str, Report | None]:
+    """Undo the pending change now: the snapshot's state back, then verified against the previous model."""
+    with exclusive(wait_s=60.0):
+        pending = load()
+        if pending is None:
+            raise NothingPending("nothing to roll back: no 'grebond try' is pending")
+        backend, ctx = _rebuild(pending)
+        try:
+            note = backend.restore(ctx, backend.snapshot_from_json(pending.snapshot))
+        except GrebondError as exc:
+            note = f"rolling back failed: {exc}"
+        report = _verify_previous(pending, ctx)
+        verdict = "" if report is None else (
+            "; the previous model verifies" if report.ok else
+            "; the previous model does NOT verify: " + "; ".join(c.line() for c in report.failures))
+        outcome = f"rolled back ({reason}): {note}{verdict}"
+        clear(outcome)
+    _stop_guardian(pending)
+    return pending, outcome, report
+
+
+class NothingPending(UsageError):
+    """``confirm`` or ``rollback`` with no try pending (exit 1: a question answered 'no')."""
+
+    exit_status = 1
+
+
+def _rebuild(pending: Pending) -> tuple[Backend, Context]:
+    """The backend and context of the pending change, from the record alone (another process made it)."""
+    config = _config(pending.config_text, pending.config)
+    return get_backend(pending.backend), Context(config=config, node=pending.node, root=Path(pending.root),
+                                                 timeout_s=pending.timeout_s)
+
+
+def _config(text: str, name: str) -> Config:
+    return parse_config(text, name)[0]
+
+
+def _verify_previous(pending: Pending, ctx: Context) -> Report | None:
+    """After a rollback: the previous model must verify again (None when there was none to verify)."""
+    if pending.previous_config is None:
+        return None
+    try:
+        previous = _config(pending.previous_config, pending.config)
+    except GrebondError:
+        return None
+    if pending.node not in previous.nodes:
+        return None
+    return verify(previous, pending.node, settle_s=pending.timeout_s)
+
+
+# ----------------------------------------------------------------------------- the guardian
+
+def start_guardian(pending: Pending) -> str:
+    """Start what rolls the change back at the deadline without this process; says what it started."""
+    argv = [sys.executable, "-m", "grebond", "_guard", pending.id]
+    env = {k: v for k, v in os.environ.items() if k.startswith("GREBOND_") or k in ("PATH", "LANG")}
+    # the same grebond as this process, wherever it was imported from
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                         *filter(None, [os.environ.get("PYTHONPATH")])])
+    # systemd runs a unit in the host's network namespace: a try inside another one keeps its guardian there
+    if Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") and _in_init_netns():
+        import subprocess
+
+        unit = f"grebond-try-{pending.id}"
+        done = subprocess.run(["systemd-run", "--quiet", "--collect", f"--unit={unit}",
+                               f"--description=grebond try {pending.id}: roll back unless confirmed",
+                               *(f"--setenv={k}={v}" for k, v in env.items()), *argv],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            return f"unit:{unit}"
+    return f"pid:{_detach(argv, env)}"
+
+
+def _in_init_netns() -> bool:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+
+
+def _detach(argv: list[str], env: dict[str, str]) -> int:
+    """A process in a session of its own, not a child of this one (double fork): a hang-up of the
+    terminal, a killed ``try`` or a closed SSH session does not reach it."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:        # child: new session, then fork the guardian itself and leave
+        try:
+            os.close(read)
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild:
+                os.write(write, str(grandchild).encode())
+                os._exit(0)
+            log = state_dir() / "guardian.log"
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.closerange(3, 1 << 16)
+            os.chdir("/")
+            os.execve(argv[0], argv, env)
+        except BaseException:
+            os._exit(127)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as fh:
+        text = fh.read()
+    if not text:
+        raise SystemAccessError("could not start the process that rolls the change back; nothing is pending")
+    return int(text)
+
+
+def _stop_guardian(pending: Pending) -> None:
+    """The guardian ends by itself once the record is gone; a systemd unit is stopped to be tidy."""
+    if pending.guardian.startswith("unit:"):
+        import subprocess
+
+        subprocess.run(["systemctl", "stop", pending.guardian.removeprefix("unit:")], capture_output=True)
+
+
+def guard(pending_id: str) -> int:
+    """The guardian's loop: confirm once every --ping address answers, roll back at the deadline."""
+    from grebond.kernel.echo import echo_rtts  # the guardian alone sends echo requests
+
+    last_ping = 0.0
+    while True:
+        pending = load()
+        if pending is None or pending.id != pending_id:
+            return 0            # confirmed or rolled back by someone else
+        now = time.time()
+        if now >= pending.deadline:
+            roll_back("not confirmed in time")
+            return 0
+        if pending.ping and now - last_ping >= PING_EVERY_S:
+            last_ping = now
+            pairs = _ping_pairs(pending)
+            answers = echo_rtts(pairs, probes=1, timeout_s=min(1.0, max(0.1, pending.deadline - now)))
+            if pairs and all(rtt is not None for rtt, _error in answers.values()):
+                try:
+                    confirm()
+                except NothingPending:
+                    pass
+                return 0
+        time.sleep(GUARD_POLL_S)
+
+
+def _ping_pairs(pending: Pending) -> list[tuple[str, str]]:
+    """(this end's bond address of the target's family, target) for each --ping address."""
+    from ipaddress import ip_address
+
+    config = _config(pending.config_text, pending.config)
+    mine = [a.ip for bond in config.bonds_of(pending.node) for a in bond.addresses]
+    pairs = []
+    for target in pending.ping:
+        family = ip_address(target).version
+        local = next((str(a) for a in mine if a.version == family), "0.0.0.0" if family == 4 else "::")
+        pairs.append((local, target))
+    return pairs

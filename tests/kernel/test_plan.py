@@ -1,0 +1,135 @@
+"""The kernel plan on hand-made kernel states: what the kernel backend would do, and what it reports."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from grebond.kernel.plan import Op, plan_ops
+from grebond.kernel.state import BondInfo, KernelState, LinkState
+from grebond.model import LocalBond
+from grebond.validation import load_config, parse_config
+
+from kernel_states import SEED, matching_state
+
+
+def seed_bond(extra: str = "") -> tuple[LocalBond, KernelState]:
+    config = parse_config(SEED.read_text() + extra, str(SEED))[0] if extra else load_config(str(SEED))[0]
+    return config.bonds_of("r2")[0], matching_state(load_config(str(SEED))[0])
+
+
+def shown(ops: list[Op]) -> list[str]:
+    return [op.text(done=True) for op in ops if op.shown]
+
+
+def with_link(state: KernelState, name: str, **changes: object) -> KernelState:
+    links = dict(state.links)
+    links[name] = dataclasses.replace(links[name], **changes)  # type: ignore[arg-type]
+    return KernelState(links=links, routes=state.routes)
+
+
+def with_bond(state: KernelState, **changes: object) -> KernelState:
+    bond = state.links["bond0"].bond
+    assert bond is not None
+    return with_link(state, "bond0", bond=dataclasses.replace(bond, **changes))  # type: ignore[arg-type]
+
+
+def test_matching_kernel_needs_nothing() -> None:
+    bond, state = seed_bond()
+    assert plan_ops(bond, state) == []
+
+
+def test_empty_kernel_builds_everything_in_order_and_reports_only_the_creations() -> None:
+    bond, state = seed_bond()
+    empty = KernelState(links={n: link for n, link in state.links.items() if n.startswith("wg")}, routes=state.routes)
+    ops = plan_ops(bond, empty)
+    assert [op.action for op in ops] == ["create-tunnel", "create-tunnel", "create-bond", "set", "enslave", "enslave",
+                                         "add-address", "up"]
+    create = ops[2]
+    assert ("mac", None, bond.mac) in create.fields and ("mtu", None, 1402) in create.fields
+    assert ops[3].fields == (("arp_missed_max", None, 2),) and not ops[3].shown   # after creation, via sysfs
+    assert shown(ops) == ["created gretap gre1", "created gretap gre2", "created bond bond0"]
+
+
+def test_mode_change_recreates_the_bond_and_enslaves_again() -> None:
+    bond, state = seed_bond()
+    ops = plan_ops(bond, with_bond(state, mode="active-backup"))
+    assert ops[0].text(done=True) == "recreated bond0 (mode changed: active-backup -> balance-rr)"
+    assert ops[0].diff() == ["bond0 mode: active-backup -> balance-rr"]
+    assert [op.action for op in ops[1:]] == ["set", "enslave", "enslave", "add-address", "up"]
+    assert shown(ops) == ["recreated bond0 (mode changed: active-backup -> balance-rr)"]
+
+
+def test_changed_remote_recreates_that_tunnel_and_enslaves_it_again() -> None:
+    bond, state = seed_bond()
+    gre2 = state.links["gre2"]
+    assert gre2.tunnel is not None
+    ops = plan_ops(bond, with_link(state, "gre2", tunnel=dataclasses.replace(gre2.tunnel, remote="10.65.0.99")))
+    assert shown(ops) == ["recreated gre2 (remote changed)", "enslaved gre2 to bond0"]
+    assert ops[0].diff() == ["gre2 remote: 10.65.0.99 -> 10.65.0.10"]
+
+
+def test_options_change_in_place_and_missed_max_on_its_own() -> None:
+    bond, state = seed_bond()
+    ops = plan_ops(bond, with_bond(state, arp_interval=200, arp_validate="filter", arp_missed_max=5))
+    assert shown(ops) == ["set bond0 arp_interval 100, arp_validate none", "set bond0 arp_missed_max 2"]
+    assert ops[0].diff() == ["bond0 arp_interval: 200 -> 100", "bond0 arp_validate: filter -> none"]
+
+
+def test_an_extra_slave_is_released_and_a_released_one_enslaved() -> None:
+    bond, state = seed_bond()
+    gre9 = dataclasses.replace(state.links["gre1"], index=99, name="gre9")
+    state = with_link(state, "gre1", master=None)
+    state = KernelState(links={**state.links, "gre9": gre9}, routes=state.routes)
+    assert shown(plan_ops(bond, state)) == ["released gre9 from bond0", "enslaved gre1 to bond0"]
+
+
+def test_bond_mtu_propagates_to_slaves_so_only_a_lone_tunnel_mtu_is_set() -> None:
+    bond, state = seed_bond()
+    assert shown(plan_ops(bond, with_link(state, "bond0", mtu=1500))) == ["set bond0 mtu 1402"]
+    assert shown(plan_ops(bond, with_link(state, "gre1", mtu=1300))) == ["set gre1 mtu 1402"]
+
+
+def test_wrong_mac_and_addresses_are_repaired() -> None:
+    bond, state = seed_bond()
+    state = with_link(state, "bond0", mac="fa:2f:47:ea:53:8c", addresses=("10.67.0.9/24",))
+    assert shown(plan_ops(bond, state)) == [f"set bond0 mac {bond.mac}", "removed address 10.67.0.9/24 from bond0",
+                                           "added address 10.67.0.1/24 to bond0"]
+
+
+def test_offloads_set_only_where_they_differ() -> None:
+    bond, state = seed_bond("    offloads: off\n")
+    assert plan_ops(bond, state) == []                       # the matching state has them off
+    gre1 = state.links["gre1"]
+    on = with_link(state, "gre1", features={**gre1.features, "rx-gro": True})
+    ops = plan_ops(bond, on)
+    assert shown(ops) == ["set gre1 offloads off (gso, tso, tso6, gro)"]
+    assert ops[0].diff() == ["gre1 offloads: gso=off tso=off tso6=off gro=on -> off"]
+
+
+def test_primary_is_set_after_its_slave() -> None:
+    _bond, state = seed_bond()
+    config = parse_config(SEED.read_text().replace("mode: balance-rr", "mode: active-backup\n    primary: gre1"),
+                          str(SEED))[0]
+    ab = config.bonds_of("r2")[0]
+    state = with_bond(state, mode="active-backup")
+    assert shown(plan_ops(ab, state)) == ["set bond0 primary gre1"]
+    ops = plan_ops(ab, with_bond(state, mode="balance-rr"))
+    actions = [op.action for op in ops]
+    assert actions.index("set", actions.index("enslave")) > actions.index("enslave")   # primary after the slaves
+
+
+def test_a_link_of_another_kind_under_the_bonds_name_is_recreated() -> None:
+    bond, state = seed_bond()
+    dummy = dataclasses.replace(state.links["bond0"], kind="dummy", bond=None)
+    ops = plan_ops(bond, with_link(state, "bond0", kind=dummy.kind, bond=None))
+    assert ops[0].text(done=True) == "recreated bond0 (mode changed: dummy -> balance-rr)"
+
+
+def test_link_state_round_trips_through_json() -> None:
+    from grebond.kernel.state import state_from_json, state_to_json
+
+    _bond, state = seed_bond()
+    state = with_bond(state, arp_ip_targets=("10.67.0.2", "10.67.0.3"))
+    assert state_from_json(state_to_json(state)) == state
+    assert isinstance(state_from_json(state_to_json(state)).links["bond0"].bond, BondInfo)
+    assert isinstance(state.links["gre1"], LinkState)

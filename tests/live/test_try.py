@@ -1,0 +1,184 @@
+"""`grebond try` against the real kernel and daemons: kept when confirmed, rolled back when not, even
+when the `try` process or its terminal's session is killed; `--ping` decides unattended.
+
+r2 is the router changed; r1 its peer, built from the seed with grebond's iproute2 script and left
+alone, so a change that breaks the link end to end (r2's tunnel remotes swapped: still routed over
+WireGuard, so this end verifies) is visible only across the bond. What is asserted is what a user
+sees: exit statuses, kernel fields, ping across the bond, `grebond verify` against the old and the
+new model, and the daemon's files byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab.daemons import Networkd, NetworkManager
+from lab.topology import Lab, wait_for
+from live.helpers import NETDIR, PEER_BOND_IP, PREFIX, build_peer, detail, grebond, keyfiles, model, write_config
+
+TIMEOUT = 15            # the try's confirmation timeout, short: every scenario waits for it
+SWAPPED = {"gre1": ("10.65.0.2", "10.65.0.10"), "gre2": ("10.65.0.14", "10.65.0.6")}
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("GREBOND_STATE_DIR", "/tmp/grebond-lab-state"))
+
+
+def pending() -> bool:
+    return (state_dir() / "pending.json").exists()
+
+
+def try_(lab: Lab, backend: str, cfg: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return grebond(lab, "r2", "try", "--backend", backend, "-c", cfg, "--node", "r2", "--timeout", str(TIMEOUT),
+                   *extra)
+
+
+def files(backend: str) -> dict[str, bytes]:
+    if backend == "networkd":
+        return {p.name: p.read_bytes() for p in NETDIR.glob(f"{PREFIX}*")}
+    if backend == "networkmanager":
+        return keyfiles()
+    return {}
+
+
+def verifies(lab: Lab, cfg: str, settle: str = "30") -> bool:
+    return grebond(lab, "r2", "verify", "-c", cfg, "--node", "r2", "--settle", settle).returncode == 0
+
+
+def ping_ok(lab: Lab) -> bool:
+    return wait_for(lambda: lab.ping("r2", PEER_BOND_IP, count=1, wait=1).ok, timeout=30)
+
+
+def rolled_back(lab: Lab, backend: str, seed: str, before: dict[str, bytes], t0: float) -> None:
+    """Back on the old state by the deadline + 5 s: nothing pending, the old model verifies, the peer
+    answers across the bond, the files byte for byte as before and nothing stray beside them."""
+    assert wait_for(lambda: not pending(), timeout=TIMEOUT + 5 - (time.monotonic() - t0) + 1), \
+        "not rolled back within the timeout + 5 s"
+    assert time.monotonic() - t0 <= TIMEOUT + 5 + 1
+    assert verifies(lab, seed)
+    assert ping_ok(lab)
+    assert files(backend) == before
+    if backend == "networkd":
+        assert not list(NETDIR.glob(".*grebond*"))
+
+
+def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None] | None) -> None:
+    seed = write_config(tmp_path, model(), "seed.yaml")
+    changed = write_config(tmp_path, model(interval="200ms"), "changed.yaml")
+    broken = write_config(tmp_path, model(tunnels=SWAPPED), "broken.yaml")
+    build_peer(lab, seed)
+    done = grebond(lab, "r2", "apply", "--backend", backend, "-c", seed, "--node", "r2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ping_ok(lab)
+    before = files(backend)
+
+    # 1. no confirmation: at the deadline the guardian restores the old state (this process is gone already)
+    t0 = time.monotonic()
+    done = try_(lab, backend, changed, "--no-wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "confirm within 15 s" in done.stdout and pending()
+    assert "arp_interval 200 " in detail(lab, "bond0")
+    second = grebond(lab, "r2", "apply", "--backend", backend, "-c", seed, "--node", "r2")
+    assert second.returncode == 2 and "is waiting for confirmation" in second.stderr, second.stderr
+    status = grebond(lab, "r2", "status", "-c", changed, "--node", "r2")
+    assert "pending: a 'grebond try' of" in status.stdout, status.stdout
+    rolled_back(lab, backend, seed, before, t0)
+    assert "arp_interval 100 " in detail(lab, "bond0")
+
+    # 2. a change that breaks the link end to end but verifies on this end: --ping never answers
+    t0 = time.monotonic()
+    done = try_(lab, backend, broken, "--ping", PEER_BOND_IP)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "rolled back (not confirmed in time)" in done.stderr and "the previous model verifies" in done.stderr
+    rolled_back(lab, backend, seed, before, t0)
+
+    # 3. the try process SIGKILLed, and (4) its terminal's session hung up: the guardian still rolls back
+    t0 = time.monotonic()
+    proc = subprocess.Popen(lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed,
+                                         "--node", "r2", "--timeout", str(TIMEOUT)]),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    assert wait_for(pending, timeout=120), proc.stdout.read() if proc.poll() is not None else "no pending try"
+    proc.kill()
+    proc.wait()
+    rolled_back(lab, backend, seed, before, t0)
+    if backend == "kernel":   # the session hang-up is backend-independent: once is enough
+        t0 = time.monotonic()
+        argv = lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed, "--node",
+                            "r2", "--timeout", str(TIMEOUT)])
+        leader, terminal = pty.fork()
+        if leader == 0:       # a session with a controlling terminal, like an SSH login
+            os.execvp(argv[0], argv)
+        assert wait_for(pending, timeout=120)
+        os.close(terminal)    # the terminal goes away: the kernel hangs up the session
+        os.killpg(os.getpgid(leader), signal.SIGHUP)
+        os.waitpid(leader, 0)
+        rolled_back(lab, backend, seed, before, t0)
+
+    # 5. confirmed (by --ping, unattended): kept past the deadline, and after a cold start of the daemon
+    done = try_(lab, backend, changed, "--ping", PEER_BOND_IP, "--settle", "60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "confirmed" in done.stdout and not pending()
+    time.sleep(TIMEOUT + 2)
+    assert verifies(lab, changed) and "arp_interval 200 " in detail(lab, "bond0")
+    assert ping_ok(lab)
+    if backend == "networkmanager":    # confirmed means NM's own rollback is gone too
+        checkpoints = subprocess.run(["busctl", "get-property", "org.freedesktop.NetworkManager",
+                                      "/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager",
+                                      "Checkpoints"], capture_output=True, text=True).stdout.strip()
+        assert checkpoints == "ao 0", checkpoints
+    if restart is not None:
+        restart()
+        assert verifies(lab, changed, settle="60") and "arp_interval 200 " in detail(lab, "bond0")
+
+    # 6. confirmed from another shell
+    done = try_(lab, backend, seed, "--no-wait")
+    assert done.returncode == 0 and pending(), done.stdout + done.stderr
+    ok = grebond(lab, "r2", "confirm")
+    assert ok.returncode == 0 and "is kept" in ok.stdout and not pending(), ok.stdout + ok.stderr
+    again = grebond(lab, "r2", "confirm")
+    assert again.returncode == 1 and "nothing to confirm" in again.stderr
+    time.sleep(TIMEOUT + 2)
+    assert verifies(lab, seed) and ping_ok(lab)
+
+
+@pytest.mark.kernel
+def test_try_with_the_kernel_backend(lab: Lab, tmp_path: Path) -> None:
+    scenarios(lab, "kernel", tmp_path, None)
+
+
+@pytest.mark.kernel(root_ns=True)
+def test_try_with_networkd(lab_factory: Callable[..., Lab], networkd: Networkd, tmp_path: Path) -> None:
+    lab = lab_factory(root_router="r2")
+    networkd.start()
+
+    def restart() -> None:
+        networkd.stop()
+        for link in ("bond0", "gre1", "gre2"):
+            lab.run("r2", "ip", "link", "del", link, check=False)
+        networkd.start()
+
+    scenarios(lab, "networkd", tmp_path, restart)
+
+
+@pytest.mark.kernel(root_ns=True)
+def test_try_with_networkmanager(lab_factory: Callable[..., Lab], nm: NetworkManager, tmp_path: Path) -> None:
+    lab = lab_factory(root_router="r2")
+    nm.start()
+
+    def restart() -> None:
+        nm.stop()
+        for link in ("bond0", "gre1", "gre2"):
+            lab.run("r2", "ip", "link", "del", link, check=False)
+        nm.start()
+
+    scenarios(lab, "networkmanager", tmp_path, restart)
