@@ -48,6 +48,15 @@ PATHS = (1, 2)
 WG_BASE_PORT = 51800
 #: The lab guest serves Python from RAM (tests/lab/vm.py); an overlay on /usr hides those binds.
 RAM_PYTHON = Path("/tmp/grebond-lab-python")
+#: What the routers' Python (Debian's, which the installed grebond and Ansible's modules run on)
+#: reads at every start, served from RAM too: the guest reads /usr over 9p without a page cache.
+#: Only what no package install writes into (dpkg puts grebond beside these, in the overlay).
+DEBIAN_PYTHON = ("usr/bin/python3.11", "usr/lib/python3.11", "usr/lib/python3/dist-packages/pyroute2",
+                 "usr/lib/python3/dist-packages/yaml", "usr/lib/python3/dist-packages/_yaml",
+                 "usr/lib/python3/dist-packages/dbus_next", "usr/lib/python3/dist-packages/apt",
+                 "usr/lib/python3/dist-packages/aptsources",
+                 "usr/lib/python3/dist-packages/apt_pkg.cpython-311-x86_64-linux-gnu.so",
+                 "usr/lib/python3/dist-packages/apt_inst.cpython-311-x86_64-linux-gnu.so")
 
 _HOLDER = """
 set -e
@@ -58,6 +67,7 @@ for d in usr var etc; do
 done
 # the RAM copies of the interpreter's files (tests/lab/vm.py) again, over the /usr overlay
 for m in {ram_binds}; do [ -e "{ram}$m" ] && mount --rbind "{ram}$m" "$m" || true; done
+for m in {debian_python}; do mount --bind "{debian_ram}/$m" "/$m"; done
 # dpkg's man-db trigger rebuilds the whole index: minutes under TCG, nothing the tests look at
 rm -f /var/lib/man-db/auto-update
 mount -t tmpfs -o mode=755 gbf-run-{name} /run
@@ -143,6 +153,9 @@ class Fleet:
         self.known_hosts = workdir / "known_hosts"
         self._root_links_before: set[str] = set()
         self._is_setup = False
+        self.debian_ram = Path(f"/tmp/gbf{self.token}-python")
+        self.debian_python: list[str] = []
+        self._mounted: list[Path] = []
 
     def router(self, name: str) -> FleetRouter:
         return self.routers[name]
@@ -191,8 +204,17 @@ class Fleet:
         for name in ("hub", *SPOKES.values()):   # the hub first: it creates the veths
             _run(["ip", "-n", self.routers[name].netns, "-batch", "-"], input="\n".join(lines[name]) + "\n")
         self._wireguard()
+        self._python_in_ram()
         self._ssh()
         return self
+
+    def _python_in_ram(self) -> None:
+        """Copy DEBIAN_PYTHON into a tmpfs once; each router binds it over its /usr overlay."""
+        self.debian_python = [p for p in DEBIAN_PYTHON if Path("/", p).exists()]
+        self.debian_ram.mkdir(parents=True, exist_ok=True)
+        _run(["mount", "-t", "tmpfs", "-o", "size=400M", f"gbf{self.token}-python", str(self.debian_ram)])
+        self._mounted.append(self.debian_ram)
+        _run(["sh", "-c", f"tar -C / -cf - {' '.join(self.debian_python)} | tar -C {self.debian_ram} -xf -"])
 
     def _wireguard(self) -> None:
         keys = {}
@@ -233,7 +255,8 @@ class Fleet:
             config.write_text(_SSHD_CONFIG.format(name=r.name, address=r.address, host_key=host_key,
                                                   authorized=authorized))
             log = (d / f"{r.name}_sshd.log").open("ab")
-            script = _HOLDER.format(name=r.name, config=shlex.quote(str(config)), ram=RAM_PYTHON, ram_binds=binds)
+            script = _HOLDER.format(name=r.name, config=shlex.quote(str(config)), ram=RAM_PYTHON, ram_binds=binds,
+                                    debian_ram=self.debian_ram, debian_python=" ".join(self.debian_python))
             r.proc = subprocess.Popen(["ip", "netns", "exec", r.netns, "unshare", "--mount", "--propagation",
                                        "private", "sh", "-c", script], stdout=log, stderr=log)
             log.close()
@@ -294,6 +317,9 @@ class Fleet:
                   input="".join(f"netns del {r.netns}\n" for r in self.routers.values()), check=False)
         if cp.returncode != 0:
             errors.append(cp.stderr.strip())
+        for mount in self._mounted:
+            _run(["umount", "-l", str(mount)], check=False)
+        self._mounted.clear()
         doomed = sorted(set(root_links()) - self._root_links_before)
         if doomed:
             _run(["ip", "-force", "-batch", "-"], input="".join(f"link del {n}\n" for n in doomed), check=False)

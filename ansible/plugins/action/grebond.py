@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The controller side of grebond.fleet.grebond: reads ``src`` here and picks the node name.
@@ -8,12 +7,9 @@ nor see the inventory; this sends the model's text as ``content`` (one round tri
 copy task) and fills ``node`` from ``grebond_nodes``, ``grebond_node`` or the inventory name.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
+
 from ansible.plugins.action import ActionBase
 
 
@@ -23,7 +19,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         src = args.pop("src", None)
         if src is not None:
@@ -34,8 +30,8 @@ class ActionModule(ActionBase):
                 local = self._find_needle("files", src)
                 with open(local, "rb") as handle:
                     args["content"] = to_text(handle.read(), errors="surrogate_or_strict")
-            except (AnsibleError, IOError, OSError, UnicodeError) as exc:
-                result.update(failed=True, msg="cannot read the model %s on the controller: %s" % (src, to_text(exc)))
+            except (AnsibleError, OSError, UnicodeError) as exc:
+                result.update(failed=True, msg=f"cannot read the model {src} on the controller: {to_text(exc)}")
                 return result
         if not args.get("node"):
             args["node"] = self.node_name(task_vars)

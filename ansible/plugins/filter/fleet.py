@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters the rollout role needs: the model's nodes, each node's peers, and the fleet's verdict.
@@ -6,10 +5,6 @@
 Why filters and not Jinja: the model is read once on the controller (``from_yaml``) and these
 few lines of Python are testable and readable; the same loops in Jinja are neither.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import time
 
@@ -25,7 +20,7 @@ def _links(model):
 def _ends(link_name, link):
     ends = link.get("ends") if isinstance(link, dict) else None
     if not isinstance(ends, dict):
-        raise AnsibleFilterError("link %s has no 'ends' mapping" % link_name)
+        raise AnsibleFilterError(f"link {link_name} has no 'ends' mapping")
     return ends
 
 
@@ -60,7 +55,7 @@ def peers(model, node):
 def _get(hostvars, host, name):
     try:
         values = hostvars[host]
-        return values[name] if name in values else None
+        return values.get(name, None)
     except (KeyError, TypeError):
         return None
 
@@ -74,13 +69,13 @@ def verdict(hostvars, hosts, deadline, margin=10):
     for host in hosts:
         tried = _get(hostvars, host, "grebond_fleet_try")
         if not isinstance(tried, dict):
-            problems.append("%s: no result from the try (host unreachable?)" % host)
+            problems.append(f"{host}: no result from the try (host unreachable?)")
             continue
         if tried.get("unreachable"):
-            problems.append("%s: unreachable during the try: %s" % (host, tried.get("msg", "")))
+            problems.append("{}: unreachable during the try: {}".format(host, tried.get("msg", "")))
             continue
         if tried.get("failed"):
-            problems.append("%s: the try failed: %s" % (host, tried.get("msg", "")))
+            problems.append("{}: the try failed: {}".format(host, tried.get("msg", "")))
             continue
         if tried.get("pending"):
             pending.append(host)
@@ -88,20 +83,20 @@ def verdict(hostvars, hosts, deadline, margin=10):
         for item in (pinged or {}).get("results", []) if isinstance(pinged, dict) else []:
             what = item.get("item") or {}
             if item.get("unreachable"):
-                problems.append("%s: unreachable while pinging across %s" % (host, what.get("bond")))
+                problems.append("{}: unreachable while pinging across {}".format(host, what.get("bond")))
             elif item.get("skipped"):
-                problems.append("%s: did not ping %s across %s" % (host, what.get("peer"), what.get("bond")))
+                problems.append("{}: did not ping {} across {}".format(host, what.get("peer"), what.get("bond")))
             elif item.get("rc") != 0:
-                problems.append("%s: no answer from %s (%s) across %s" % (
+                problems.append("{}: no answer from {} ({}) across {}".format(
                     host, what.get("peer"), what.get("address"), what.get("bond")))
     left = float(deadline) - time.time()
     if left < float(margin):
-        problems.append("only %.0f s left before the deadline (grebond_confirm_margin is %s s): too late to "
-                        "confirm everywhere" % (left, margin))
+        problems.append(f"only {left:.0f} s left before the deadline (grebond_confirm_margin is {margin} s): too late to "
+                        "confirm everywhere")
     return {"ok": not problems, "problems": problems, "pending": pending}
 
 
-class FilterModule(object):
+class FilterModule:
 
     def filters(self):
         return {"nodes": nodes, "peers": peers, "verdict": verdict}

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run the installed grebond with --json and turn its answer into a module result.
@@ -7,10 +6,6 @@ Why here and not in each module: grebond's machine interface is one JSON object 
 and on any error {"error": "<one line>", "exit_status": N}. Every module needs the same
 reading of it, and the same refusal to show a Python traceback for a user's mistake.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import os
@@ -27,27 +22,30 @@ def grebond_path(module, executable):
     """The grebond executable on the target, or a failed result saying how to install it."""
     found = module.get_bin_path(executable, required=False) if "/" not in executable else executable
     if not found or not os.access(found, os.X_OK):
-        module.fail_json(msg="grebond is not installed on this host (no '%s'); install it (the "
-                             "grebond.fleet.rollout role does) or set 'executable'" % executable)
+        module.fail_json(msg=f"grebond is not installed on this host (no '{executable}'); install it (the "
+                             "grebond.fleet.rollout role does) or set 'executable'")
     return found
 
 
 def parse_json(stdout):
-    """The JSON object grebond printed, or None. Tolerates lines printed before it."""
-    text = stdout.strip()
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        start = text.find("\n{")
+    """The JSON object(s) grebond printed, merged, or None.
+
+    A refused or rolled-back change prints what it did and then the error object: the merge keeps
+    both (the error's message and, say, the verify report of the rolled-back try).
+    """
+    decoder = json.JSONDecoder()
+    merged, pos, text = None, 0, stdout
+    while True:
+        start = text.find("{", pos)
         if start < 0:
-            return None
+            return merged
         try:
-            value = json.loads(text[start + 1:])
+            value, pos = decoder.raw_decode(text, start)
         except ValueError:
-            return None
-    return value if isinstance(value, dict) else None
+            pos = start + 1
+            continue
+        if isinstance(value, dict):
+            merged = dict(merged or {}, **value)
 
 
 def last_line(text):
@@ -58,7 +56,7 @@ def last_line(text):
 def run(module, executable, args, ok_codes=(0,), cleanup=None):
     """Run ``grebond ARGS --json``; return (rc, data). Otherwise call ``cleanup`` and fail the task
     with grebond's one line."""
-    argv = [executable] + list(args) + ["--json"]
+    argv = [executable, *list(args), "--json"]
     rc, stdout, stderr = module.run_command(argv, environ_update={"LC_ALL": "C.UTF-8"})
     data = parse_json(stdout)
     if rc in ok_codes and data is not None and (rc != 0 or "error" not in data):
@@ -67,13 +65,13 @@ def run(module, executable, args, ok_codes=(0,), cleanup=None):
     if data is not None:
         message = str(data.get("error") or "")
     if not message:
-        message = last_line(stderr) or last_line(stdout) or "grebond exited %d" % rc
+        message = last_line(stderr) or last_line(stdout) or f"grebond exited {rc}"
     if rc in ok_codes and data is None:
-        message = "grebond printed no JSON object (is it too old for --json?): %s" % message
+        message = f"grebond printed no JSON object (is it too old for --json?): {message}"
     if cleanup is not None:
         cleanup()
     module.fail_json(msg=message, rc=rc, exit_status=rc, meaning=EXIT_TEXT.get(rc, ""),
-                     cmd=argv, stdout=stdout, stderr=stderr)
+                     verify=(data or {}).get("verify"), cmd=argv, stdout=stdout, stderr=stderr)
     return rc, data  # not reached: fail_json exits
 
 
@@ -101,7 +99,7 @@ def read_text(path):
     try:
         with open(path, "rb") as handle:
             return handle.read().decode("utf-8", "replace")
-    except (IOError, OSError):
+    except OSError:
         return None
 
 

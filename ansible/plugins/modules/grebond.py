@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -190,12 +185,18 @@ exit_status:
   sample: 2
 """
 
-import os
-import time
+# imports after DOCUMENTATION, EXAMPLES and RETURN, as ansible-test validate-modules requires
+import os  # noqa: E402
+import time  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (
-    grebond_path, read_text, run, staged_path, write_private)
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (  # noqa: E402
+    grebond_path,
+    read_text,
+    run,
+    staged_path,
+    write_private,
+)
 
 
 def file_diff(path, before, after):
@@ -208,8 +209,8 @@ def remaining(module):
     if params["confirm_deadline"] is not None:
         left = int(params["confirm_deadline"] - time.time())
         if left < 5:
-            module.fail_json(msg="confirm_deadline is %d s away on this host: too late to start a try "
-                                 "(are the clocks of the controller and this host in step?)" % left)
+            module.fail_json(msg=f"confirm_deadline is {left} s away on this host: too late to start a try "
+                                 "(are the clocks of the controller and this host in step?)")
         return left
     if params["confirm_timeout"] is not None:
         if params["confirm_timeout"] <= 0:
@@ -226,7 +227,7 @@ def present(module, exe, common, result):
     before = read_text(path)
     managed = content is not None
     if not managed and before is None:
-        module.fail_json(msg="no model at %s on this host; give src or content, or the path of the model" % path,
+        module.fail_json(msg=f"no model at {path} on this host; give src or content, or the path of the model",
                          **result)
     model_changed = managed and before != content
     result["model_changed"] = model_changed
@@ -237,7 +238,7 @@ def present(module, exe, common, result):
             model = os.path.join(module.tmpdir, "grebond.yaml")
             write_private(model, content)
         result["model"] = model
-        _rc, data = run(module, exe, ["apply", "--dry-run", "-c", model] + common)
+        _rc, data = run(module, exe, ["apply", "--dry-run", "-c", model, *common])
         finish(module, result, data, model_changed, path, before, content)
 
     timeout = remaining(module)
@@ -248,7 +249,7 @@ def present(module, exe, common, result):
     if timeout is None:
         args = ["apply", "-c", model]
     else:
-        args = ["try", "--no-wait", "-c", model, "--timeout", "%g" % timeout]
+        args = ["try", "--no-wait", "-c", model, "--timeout", f"{timeout:g}"]
         if params["ping"]:
             args += ["--ping", ",".join(params["ping"])]
 
@@ -270,7 +271,7 @@ def absent(module, exe, common, result):
     before = read_text(path)
     managed = content is not None
     if not managed and before is None:
-        module.fail_json(msg="no model at %s on this host to tell what to remove; give src or content" % path,
+        module.fail_json(msg=f"no model at {path} on this host to tell what to remove; give src or content",
                          **result)
     model = path
     if managed:
@@ -337,8 +338,8 @@ def main():
             present(module, exe, common, result)
         else:
             absent(module, exe, common, result)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot write the model on this host: %s" % exc, **result)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot write the model on this host: {exc}", **result)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -83,11 +78,11 @@ exit_status:
   sample: 3
 """
 
-import os
+# imports after DOCUMENTATION, EXAMPLES and RETURN, as ansible-test validate-modules requires
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (
-    grebond_path, run, staged_path)
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import grebond_path, run, staged_path  # noqa: E402
 
 COMMANDS = {"confirmed": "confirm", "rolled_back": "rollback"}
 
@@ -112,8 +107,8 @@ def main():
                 os.rename(staged, path)
             else:
                 os.unlink(staged)   # rolled back, now or at its deadline: the old model stays in force
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="cannot move the model %s into place: %s" % (staged, exc), pending=pending)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot move the model {staged} into place: {exc}", pending=pending)
     module.exit_json(changed=pending, pending=pending, grebond=data)
 
 

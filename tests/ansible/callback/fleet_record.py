@@ -32,10 +32,19 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self.results: list[dict[str, Any]] = []
+        self.diffs: dict[tuple[str, str], Any] = {}
 
     def _add(self, result: Any, status: str) -> None:
-        self.results.append({"task": result.task_name, "host": result._host.get_name(), "status": status,
-                             "result": self._clean(result._result)})
+        entry = {"task": result.task_name, "host": result._host.get_name(), "status": status,
+                 "result": self._clean(result._result)}
+        diff = self.diffs.pop((result.task_name, result._host.get_name()), None)
+        if diff is not None and "diff" not in entry["result"]:
+            entry["result"]["diff"] = diff
+        self.results.append(entry)
+
+    def v2_on_file_diff(self, result: Any) -> None:
+        """The diff, kept before the stdout callback prints it and drops it from the result."""
+        self.diffs[(result.task_name, result._host.get_name())] = self._clean(result._result.get("diff"))
 
     @staticmethod
     def _clean(value: Any) -> Any:
