@@ -117,14 +117,14 @@ def test_verdict_confirms_only_when_every_try_and_ping_passed() -> None:
     verdict = _filters()["verdict"]
     ok_ping = {"results": [{"item": {"bond": "bond1", "peer": "spoke1", "address": "10.67.1.2"}, "rc": 0}]}
     hostvars = {
-        "hub": {"grebond_fleet_try": {"pending": {"id": "a"}}, "grebond_fleet_ping": ok_ping},
-        "spoke1": {"grebond_fleet_try": {"pending": {"id": "b"}}, "grebond_fleet_ping": ok_ping},
-        "spoke2": {"grebond_fleet_try": {"pending": None}, "grebond_fleet_ping": ok_ping},
+        "hub": {"grebond_fleet_try": {"pending": {"id": "a"}, "staged": True}, "grebond_fleet_ping": ok_ping},
+        "spoke1": {"grebond_fleet_try": {"pending": {"id": "b"}, "staged": True}, "grebond_fleet_ping": ok_ping},
+        "spoke2": {"grebond_fleet_try": {"pending": None, "staged": True}, "grebond_fleet_ping": ok_ping},
     }
     import time
     future = time.time() + 300
     good = verdict(hostvars, ["hub", "spoke1", "spoke2"], future, 10)  # type: ignore[operator]
-    assert good == {"ok": True, "problems": [], "pending": ["hub", "spoke1"]}
+    assert good == {"ok": True, "problems": [], "pending": ["hub", "spoke1"], "staged": ["hub", "spoke1", "spoke2"]}
     bad_ping = {"results": [{"item": {"bond": "bond1", "peer": "spoke1", "address": "10.67.1.2"}, "rc": 1}]}
     bad = verdict({**hostvars, "hub": {**hostvars["hub"], "grebond_fleet_ping": bad_ping}},  # type: ignore[operator]
                   ["hub", "spoke1", "spoke2"], future, 10)

@@ -63,9 +63,10 @@ def _get(hostvars, host, name):
 def verdict(hostvars, hosts, deadline, margin=10):
     """Whether every try succeeded and every ping passed, with time left to confirm before ``deadline``.
 
-    Returns ``{"ok": bool, "problems": [one line each], "pending": [hosts with a pending try]}``.
+    Returns ``{"ok": bool, "problems": [one line each], "pending": [hosts with a pending try],
+    "staged": [hosts where the new model waits to be moved into place]}``.
     """
-    problems, pending = [], []
+    problems, pending, staged = [], [], []
     for host in hosts:
         tried = _get(hostvars, host, "grebond_fleet_try")
         if not isinstance(tried, dict):
@@ -79,6 +80,8 @@ def verdict(hostvars, hosts, deadline, margin=10):
             continue
         if tried.get("pending"):
             pending.append(host)
+        if tried.get("staged"):
+            staged.append(host)
         pinged = _get(hostvars, host, "grebond_fleet_ping")
         for item in (pinged or {}).get("results", []) if isinstance(pinged, dict) else []:
             what = item.get("item") or {}
@@ -93,7 +96,7 @@ def verdict(hostvars, hosts, deadline, margin=10):
     if left < float(margin):
         problems.append(f"only {left:.0f} s left before the deadline (grebond_confirm_margin is {margin} s): too late to "
                         "confirm everywhere")
-    return {"ok": not problems, "problems": problems, "pending": pending}
+    return {"ok": not problems, "problems": problems, "pending": pending, "staged": staged}
 
 
 class FilterModule:

@@ -53,7 +53,9 @@ options:
     description:
       - The model (grebond's YAML) on the target.
       - With O(src) or O(content) the module writes the model here (mode 0600), but only once the
-        change is kept; while a try is pending it waits in V(PATH.try).
+        change is kept; after a try it waits in V(PATH.try) (even where nothing changed on this host;
+        the rest of the fleet may still reject the change) until M(grebond.fleet.grebond_pending) moves
+        it here or deletes it.
       - With O(state=absent) and O(src) or O(content), the file is removed after grebond's configuration.
     type: path
     default: /etc/grebond/grebond.yaml
@@ -172,6 +174,13 @@ model_changed:
   returned: success
   type: bool
   sample: true
+staged:
+  description: >-
+    Whether the new model waits in V(PATH.try) for M(grebond.fleet.grebond_pending) (after a try that was
+    given O(src) or O(content) and no O(ping)).
+  returned: always
+  type: bool
+  sample: true
 node:
   description: The node this host acted as.
   returned: always
@@ -259,9 +268,11 @@ def present(module, exe, common, result):
             os.unlink(model)
 
     _rc, data = run(module, exe, args + common, cleanup=forget)
-    if model_changed and (timeout is None or not data.get("pending") or params["ping"]):
-        os.rename(model, path)   # kept (or nothing to keep pending): the model in force is the new one
+    if model_changed and (timeout is None or params["ping"]):
+        os.rename(model, path)   # kept: the model in force is the new one
         result["model"] = path
+    # a try leaves the new model staged even where nothing changed here: the fleet may still reject it
+    result["staged"] = model_changed and result["model"] != path
     finish(module, result, data, model_changed, path, before, content)
 
 
@@ -325,7 +336,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    result = dict(changed=False, node=params["node"])
+    result = dict(changed=False, node=params["node"], staged=False)
     if params["src"] is not None:
         module.fail_json(msg="src is read on the controller by the grebond.fleet.grebond action; "
                              "call the module by that name (or give content)", **result)

@@ -14,6 +14,7 @@ description:
     to O(path), rolling back deletes it, so the model at O(path) is always the one in force.
   - Nothing pending is not an error (grebond exits 1 then); the task reports C(changed=false) and
     C(pending=false). A caller that expected a pending change (its deadline may have passed) checks that.
+  - A rollback after which the previous model does not verify fails the task, with grebond's outcome line.
 author:
   - grebond developers (@grebond)
 requirements:
@@ -40,6 +41,12 @@ options:
       - The model path given to M(grebond.fleet.grebond); its staged V(PATH.try) is moved here or deleted.
     type: path
     default: /etc/grebond/grebond.yaml
+  expect_pending:
+    description:
+      - Whether this host's try left a change pending. V(false) (the try changed nothing here, but staged
+        the new model) only moves the staged model into place, or deletes it, without asking grebond.
+    type: bool
+    default: true
   executable:
     description:
       - The grebond command on the target.
@@ -93,23 +100,33 @@ def main():
             state=dict(type="str", required=True, choices=["confirmed", "rolled_back"]),
             path=dict(type="path", default="/etc/grebond/grebond.yaml"),
             executable=dict(type="str", default="grebond"),
+            expect_pending=dict(type="bool", default=True),
         ),
         supports_check_mode=False,
     )
     state, path = module.params["state"], module.params["path"]
-    exe = grebond_path(module, module.params["executable"])
-    rc, data = run(module, exe, [COMMANDS[state]], ok_codes=(0, 1))
-    pending = rc == 0
     staged = staged_path(path)
+    pending, data = False, {}
+    if module.params["expect_pending"]:
+        exe = grebond_path(module, module.params["executable"])
+        rc, data = run(module, exe, [COMMANDS[state]], ok_codes=(0, 1))
+        # exit 1 is "nothing pending" ({"error": ...}), or, after a rollback, "the previous model does not verify"
+        pending = "error" not in data
+        if pending and rc != 0:
+            module.fail_json(msg=str(data.get("outcome") or "rolled back, but the previous model does not verify"),
+                             changed=True, pending=True, exit_status=rc, grebond=data)
+    keep = state == "confirmed" and (pending or not module.params["expect_pending"])
+    moved = False
     try:
         if os.path.exists(staged):
-            if pending and state == "confirmed":
+            if keep:
                 os.rename(staged, path)
             else:
                 os.unlink(staged)   # rolled back, now or at its deadline: the old model stays in force
+            moved = True
     except OSError as exc:
         module.fail_json(msg=f"cannot move the model {staged} into place: {exc}", pending=pending)
-    module.exit_json(changed=pending, pending=pending, grebond=data)
+    module.exit_json(changed=pending or moved, pending=pending, grebond=data)
 
 
 if __name__ == "__main__":
