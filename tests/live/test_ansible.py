@@ -104,7 +104,7 @@ class Controller:
                 "ANSIBLE_CALLBACKS_ENABLED": "fleet_record", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
 
     def _run(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=1500, cwd=self.work,
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900, cwd=self.work,
                               env=env or self.env())
 
     def play(self, model: str, *args: str, **extra: object) -> Play:
