@@ -187,9 +187,9 @@ def assert_verifies_everywhere(fleet: Fleet, model: str | None = None) -> None:
 
 
 def nothing_pending(fleet: Fleet, router: str) -> bool:
-    """No try pending: ``grebond confirm`` has nothing to keep (exit 1), and no staged model."""
+    """No try pending: ``grebond confirm`` has nothing to keep (exit 1), and no previous model kept."""
     done = fleet.run(router, "grebond", "confirm", check=False)
-    staged = fleet.run(router, "test", "-e", ON_HOST + ".try", check=False)
+    staged = fleet.run(router, "test", "-e", ON_HOST + ".previous", check=False)
     return done.returncode == 1 and staged.returncode != 0
 
 

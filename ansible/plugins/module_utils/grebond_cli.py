@@ -103,6 +103,7 @@ def read_text(path):
         return None
 
 
-def staged_path(path):
-    """Where a model waits while its ``grebond try`` is pending (see the grebond_pending module)."""
-    return path + ".try"
+def previous_path(path):
+    """Where the model in force is kept while a ``grebond try`` of the new one is not settled
+    (see the grebond_pending module); empty when there was none."""
+    return path + ".previous"

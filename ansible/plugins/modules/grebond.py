@@ -52,10 +52,10 @@ options:
   path:
     description:
       - The model (grebond's YAML) on the target.
-      - With O(src) or O(content) the module writes the model here (mode 0600), but only once the
-        change is kept; after a try it waits in V(PATH.try) (even where nothing changed on this host;
-        the rest of the fleet may still reject the change) until M(grebond.fleet.grebond_pending) moves
-        it here or deletes it.
+      - With O(src) or O(content) the module writes the model here (mode 0600) and grebond reads it here
+        (the files grebond writes name it). After a try the previous model is kept in V(PATH.previous)
+        (even where nothing changed on this host; the rest of the fleet may still reject the change)
+        until M(grebond.fleet.grebond_pending) drops it (confirmed) or puts it back (rolled back).
       - With O(state=absent) and O(src) or O(content), the file is removed after grebond's configuration.
     type: path
     default: /etc/grebond/grebond.yaml
@@ -96,8 +96,8 @@ options:
     description:
       - Addresses that must answer across the bond for the guardian to confirm the change by itself
         (C(grebond try --ping)); without an answer before the deadline it rolls back.
-      - Needs O(confirm_timeout) or O(confirm_deadline). The model is written to O(path) at once,
-        since the module cannot know the outcome.
+      - Needs O(confirm_timeout) or O(confirm_deadline). The previous model is not kept, since the module
+        cannot know the outcome.
     type: list
     elements: str
   executable:
@@ -168,7 +168,7 @@ model:
   description: The model file grebond was run with on the target.
   returned: success
   type: str
-  sample: /etc/grebond/grebond.yaml.try
+  sample: /etc/grebond/grebond.yaml
 model_changed:
   description: Whether the model file at O(path) is (or, once confirmed, will be) rewritten.
   returned: success
@@ -176,8 +176,8 @@ model_changed:
   sample: true
 staged:
   description: >-
-    Whether the new model waits in V(PATH.try) for M(grebond.fleet.grebond_pending) (after a try that was
-    given O(src) or O(content) and no O(ping)).
+    Whether the previous model is kept in V(PATH.previous) for M(grebond.fleet.grebond_pending) to settle
+    (after a try that changed the model and was given no O(ping)).
   returned: always
   type: bool
   sample: true
@@ -201,9 +201,9 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (  # noqa: E402
     grebond_path,
+    previous_path,
     read_text,
     run,
-    staged_path,
     write_private,
 )
 
@@ -233,17 +233,20 @@ def remaining(module):
 def present(module, exe, common, result):
     params = module.params
     path, content = params["path"], params["content"]
-    before = read_text(path)
+    on_disk = read_text(path)
+    kept = read_text(previous_path(path))   # the model in force while a try of ours is not settled
+    before = on_disk if kept is None else (kept or None)
     managed = content is not None
-    if not managed and before is None:
+    if not managed and on_disk is None:
         module.fail_json(msg=f"no model at {path} on this host; give src or content, or the path of the model",
                          **result)
     model_changed = managed and before != content
     result["model_changed"] = model_changed
+    result["model"] = path
 
     if module.check_mode:
         model = path
-        if model_changed:
+        if managed and on_disk != content:
             model = os.path.join(module.tmpdir, "grebond.yaml")
             write_private(model, content)
         result["model"] = model
@@ -251,29 +254,39 @@ def present(module, exe, common, result):
         finish(module, result, data, model_changed, path, before, content)
 
     timeout = remaining(module)
-    model = staged_path(path) if model_changed else path
-    if model_changed:
-        write_private(model, content)
-    result["model"] = model
+    trying = timeout is not None and not params["ping"]
+
+    def restore():
+        """grebond refused the change or rolled it back: the files as they were before this task."""
+        put(path, on_disk)
+        put(previous_path(path), kept)
+
+    # grebond always reads the model at its own path (the files it writes name it)
+    if managed and on_disk != content:
+        write_private(path, content)
+    if trying and model_changed and kept is None:
+        write_private(previous_path(path), before or "")   # empty: there was no model before
     if timeout is None:
-        args = ["apply", "-c", model]
+        args = ["apply", "-c", path]
     else:
-        args = ["try", "--no-wait", "-c", model, "--timeout", f"{timeout:g}"]
+        args = ["try", "--no-wait", "-c", path, "--timeout", f"{timeout:g}"]
         if params["ping"]:
             args += ["--ping", ",".join(params["ping"])]
-
-    def forget():
-        """The change was refused or rolled back: the old model stays in force."""
-        if model_changed and os.path.exists(model):
-            os.unlink(model)
-
-    _rc, data = run(module, exe, args + common, cleanup=forget)
-    if model_changed and (timeout is None or params["ping"]):
-        os.rename(model, path)   # kept: the model in force is the new one
-        result["model"] = path
-    # a try leaves the new model staged even where nothing changed here: the fleet may still reject it
-    result["staged"] = model_changed and result["model"] != path
+    _rc, data = run(module, exe, args + common, cleanup=restore)
+    # a try keeps the previous model even where nothing changed here: the fleet may still reject the change
+    result["staged"] = trying and model_changed
+    if not result["staged"]:
+        put(previous_path(path), None)
     finish(module, result, data, model_changed, path, before, content)
+
+
+def put(path, text):
+    """``path`` holds ``text`` afterwards; None: it does not exist."""
+    if text is None:
+        if os.path.exists(path):
+            os.unlink(path)
+    elif read_text(path) != text:
+        write_private(path, text)
 
 
 def absent(module, exe, common, result):
@@ -294,7 +307,7 @@ def absent(module, exe, common, result):
     args = ["remove", "-c", model] + (["--dry-run"] if module.check_mode else [])
     _rc, data = run(module, exe, args + common)
     if managed and not module.check_mode:
-        for leftover in (path, staged_path(path)):
+        for leftover in (path, previous_path(path)):
             if os.path.exists(leftover):
                 os.unlink(leftover)
     finish(module, result, data, model_changed, path, before, None)

@@ -10,8 +10,8 @@ version_added: 0.1.0
 description:
   - V(confirmed) runs C(grebond confirm), which keeps the pending change and stops its guardian;
     V(rolled_back) runs C(grebond rollback), which restores the previous state now instead of at the deadline.
-  - When M(grebond.fleet.grebond) wrote the model for the try, it waits in V(PATH.try); confirming moves it
-    to O(path), rolling back deletes it, so the model at O(path) is always the one in force.
+  - When M(grebond.fleet.grebond) wrote the model for the try, it kept the previous one in V(PATH.previous);
+    confirming drops it, rolling back puts it back at O(path), so the model at O(path) is the one in force.
   - Nothing pending is not an error (grebond exits 1 then); the task reports C(changed=false) and
     C(pending=false). A caller that expected a pending change (its deadline may have passed) checks that.
   - A rollback after which the previous model does not verify fails the task, with grebond's outcome line.
@@ -38,13 +38,14 @@ options:
     required: true
   path:
     description:
-      - The model path given to M(grebond.fleet.grebond); its staged V(PATH.try) is moved here or deleted.
+      - The model path given to M(grebond.fleet.grebond); the previous model kept in V(PATH.previous) is dropped
+        (confirmed) or put back here (rolled back).
     type: path
     default: /etc/grebond/grebond.yaml
   expect_pending:
     description:
-      - Whether this host's try left a change pending. V(false) (the try changed nothing here, but staged
-        the new model) only moves the staged model into place, or deletes it, without asking grebond.
+      - Whether this host's try left a change pending. V(false) (the try changed nothing here, but kept the
+        previous model) only settles the model file, without asking grebond.
     type: bool
     default: true
   executable:
@@ -89,7 +90,13 @@ exit_status:
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import grebond_path, run, staged_path  # noqa: E402
+from ansible_collections.grebond.fleet.plugins.module_utils.grebond_cli import (  # noqa: E402
+    grebond_path,
+    previous_path,
+    read_text,
+    run,
+    write_private,
+)
 
 COMMANDS = {"confirmed": "confirm", "rolled_back": "rollback"}
 
@@ -105,7 +112,7 @@ def main():
         supports_check_mode=False,
     )
     state, path = module.params["state"], module.params["path"]
-    staged = staged_path(path)
+    previous = previous_path(path)
     pending, data = False, {}
     if module.params["expect_pending"]:
         exe = grebond_path(module, module.params["executable"])
@@ -118,14 +125,17 @@ def main():
     keep = state == "confirmed" and (pending or not module.params["expect_pending"])
     moved = False
     try:
-        if os.path.exists(staged):
-            if keep:
-                os.rename(staged, path)
-            else:
-                os.unlink(staged)   # rolled back, now or at its deadline: the old model stays in force
-            moved = True
+        old = read_text(previous)
+        if old is not None:
+            if not keep:    # rolled back, now or at its deadline: the previous model is the one in force
+                if old:
+                    write_private(path, old)
+                elif os.path.exists(path):
+                    os.unlink(path)
+            os.unlink(previous)
+            moved = not keep
     except OSError as exc:
-        module.fail_json(msg=f"cannot move the model {staged} into place: {exc}", pending=pending)
+        module.fail_json(msg=f"cannot put the previous model {previous} back: {exc}", pending=pending)
     module.exit_json(changed=pending or moved, pending=pending, grebond=data)
 
 
