@@ -22,6 +22,7 @@ from typing import Any
 from grebond.backends.base import Backend, Context, Snapshot
 from grebond.changes import Changes
 from grebond.errors import ApplyFailed, GrebondError, RolledBack, SystemAccessError
+from grebond.kernel import modules
 from grebond.lock import exclusive
 from grebond.pending import refuse_if_pending, save_applied
 from grebond.security import check_config_permissions
@@ -94,6 +95,11 @@ class Transaction:
                 require_encrypted_underlay(self.ctx.config.bonds_of(self.ctx.node))
             except GrebondError as exc:
                 found.append(exc)
+        if live and self.action != "remove":
+            lacking = modules.refusal(modules.needed(self.ctx.config.bonds_of(self.ctx.node)))
+            if lacking:
+                found.append(SystemAccessError(lacking))
+        if live:
             try:
                 self.backend.ready(self.ctx)
             except GrebondError as exc:

@@ -186,6 +186,18 @@ class Link:
 class Config:
     links: tuple[Link, ...]
     source: str = "<config>"
+    lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    """Where each key is in the file (``links.bond0.monitor.missed-max`` -> its line), so a problem
+    found later (a backend that cannot express a value) can say where to fix it."""
+
+    def line_of(self, path: str) -> int | None:
+        """The line of ``path`` or of its nearest enclosing key the file has."""
+        lines = dict(self.lines)
+        while path:
+            if path in lines:
+                return lines[path]
+            path = path.rpartition(".")[0]
+        return None
 
     @property
     def nodes(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from grebond.kernel.state import KernelState
 from grebond.model import Config
+from grebond.paths import assess, observed_paths
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,12 @@ class BondStatus:
     name: str
     present: bool
     mode: str | None
-    monitor: str                    # "arp 100ms x2 -> 10.67.0.2" / "mii 100ms" / "none"
+    monitor: str | None             # "arp 100ms x2 -> 10.67.0.2" / "mii 100ms" / "none"; None when absent
     state: str
     mtu: int | None
     active_slave: str | None
     tunnels: list[TunnelStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # the path rules' findings: shared paths, no route...
 
 
 def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondStatus]:
@@ -71,13 +73,15 @@ def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondSt
             out.append(BondStatus(
                 node=node, name=end.name, present=bond is not None,
                 mode=info.mode if info else None, monitor=_monitor(info), state=bond.state if bond else "absent",
-                mtu=bond.mtu if bond else None, active_slave=info.active_slave if info else None, tunnels=rows))
+                mtu=bond.mtu if bond else None, active_slave=info.active_slave if info else None, tunnels=rows,
+                warnings=[str(f) for f in assess(end, observed_paths(end, state)) if f.level == "warning"]
+                if bond is not None else []))
     return out
 
 
-def _monitor(info: Any) -> str:
+def _monitor(info: Any) -> str | None:
     if info is None:
-        return "-"
+        return None
     if info.arp_interval:
         missed = f" x{info.arp_missed_max}" if info.arp_missed_max else ""
         return f"arp {info.arp_interval}ms{missed} validate {info.arp_validate} -> {','.join(info.arp_ip_targets)}"
@@ -107,4 +111,5 @@ def lines(bonds: list[BondStatus]) -> list[str]:
             out.append(f"  {t.name:<10} {t.path:<40} {t.slave_state or 'no':<8} {t.monitor_status or '-':<8} "
                        f"{t.link_failures:>5} {t.tx_bytes:>12} {t.tx_share:>5.0%} {t.rx_bytes:>12} "
                        f"{t.rx_share:>5.0%} {t.mtu:>5}")
+        out += [f"  {w}" for w in b.warnings]
     return out

@@ -33,6 +33,9 @@ from grebond.model import Config, LocalBond, LocalTunnel
 from grebond.paths import assess, observed_paths
 
 ERROR = "error"
+PATH = "path"
+"""A failure of the underlay, not of the configuration: no route to a tunnel's remote, tunnels
+sharing one path (the IGP moved one onto the other's), a path off WireGuard."""
 WARNING = "warning"
 
 
@@ -48,7 +51,7 @@ class Check:
     def line(self) -> str:
         if self.ok:
             return f"[ OK ] {self.subject} {self.field} {_show(self.expected)}"
-        tag = "[FAIL]" if self.severity == ERROR else "[WARN]"
+        tag = {ERROR: "[FAIL]", PATH: "[PATH]"}.get(self.severity, "[WARN]")
         return f"{tag} {self.subject} {self.field}: expected {_show(self.expected)}, got {_show(self.actual)}"
 
 
@@ -69,22 +72,38 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok or c.severity != ERROR for c in self.checks)
+        """Everything as modelled, the underlay included: what an apply must reach."""
+        return not self.failures
+
+    @property
+    def drift(self) -> bool:
+        """The configuration differs from the model (exit 1)."""
+        return any(not c.ok and c.severity == ERROR for c in self.checks)
+
+    @property
+    def degraded(self) -> bool:
+        """The configuration matches, but an underlay path is down or shared (exit 4)."""
+        return not self.drift and any(not c.ok and c.severity == PATH for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok and c.severity == ERROR]
+        return [c for c in self.checks if not c.ok and c.severity in (ERROR, PATH)]
 
     def lines(self) -> list[str]:
         out = [c.line() for c in self.checks]
         warnings = sum(1 for c in self.checks if not c.ok and c.severity == WARNING)
         fails = len(self.failures)
-        verdict = "matches the model" if self.ok else "DRIFT from the model"
+        if self.drift:
+            verdict = "DRIFT from the model"
+        elif self.degraded:
+            verdict = "matches the model, but the underlay is DEGRADED"
+        else:
+            verdict = "matches the model"
         out.append(f"{self.node}: {verdict}: {len(self.checks)} checks, {fails} failed, {warnings} warnings")
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "ok": self.ok,
+        return {"node": self.node, "ok": self.ok, "drift": self.drift, "degraded": self.degraded,
                 "checks": [{**asdict(c), "expected": _jsonable(c.expected), "actual": _jsonable(c.actual)}
                            for c in self.checks]}
 
@@ -116,17 +135,17 @@ def _check_underlay(add: Callable[[Check], None], end: LocalBond, state: KernelS
     plaintext = {f.tunnels[0]: f for f in findings if f.code == "plaintext"}
     for name, p in infos.items():
         if p.device is None:
-            _check(add, name, "route", f"to {p.remote}", p.route_error)
+            _check(add, name, "route", f"to {p.remote}", p.route_error, PATH)
         elif name not in plaintext:
             add(Check(name, "underlay", "wireguard", f"{p.device} (wireguard)", True))
         elif plaintext[name].level == "note":            # allow-plaintext-underlay
             add(Check(name, "underlay", "any (allow-plaintext-underlay)", f"{p.device} ({p.kind})", True))
         else:
-            add(Check(name, "underlay", "wireguard", f"{p.device} ({p.kind or 'not wireguard'})", False))
+            add(Check(name, "underlay", "wireguard", f"{p.device} ({p.kind or 'not wireguard'})", False, PATH))
     for f in findings:
         if f.code == "shared-device":
             add(Check(end.name, "underlay", "one tunnel per underlay device",
-                      f"{', '.join(f.tunnels)} all route over {infos[f.tunnels[0]].device}", False))
+                      f"{', '.join(f.tunnels)} all route over {infos[f.tunnels[0]].device}", False, PATH))
         elif f.code in ("shared-next-hop", "recursive", "no-local-address"):
             add(Check(end.name if len(f.tunnels) > 1 else f.tunnels[0], f.code, "none", f.message, False, WARNING))
 

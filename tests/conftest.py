@@ -22,3 +22,15 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Load examples by their relative path so the header (which names the source) is stable."""
     monkeypatch.chdir(REPO)
     return REPO
+
+
+@pytest.fixture
+def seed_copy(tmp_path: Path) -> Path:
+    """examples/seed.yaml copied with a known mode (0644, as root wants it): tests never apply the
+    checkout's file in place, whose mode depends on how it was checked out (git archive keeps 0664)."""
+    path = tmp_path / "config" / "seed.yaml"
+    path.parent.mkdir()
+    path.write_bytes((REPO / "examples" / "seed.yaml").read_bytes())
+    path.chmod(0o644)
+    return path
+

@@ -41,3 +41,8 @@ def assert_golden_set(reldir: str, names: list[str]) -> None:
     assert names, f"nothing rendered for {reldir}"
     assert directory.is_dir(), f"no golden directory {directory}; create it with GREBOND_UPDATE_GOLDEN=1"
     assert sorted(p.name for p in directory.iterdir()) == sorted(names)
+
+
+def golden_for(path: Path, golden: bytes) -> bytes:
+    """A golden file as an apply of ``path`` writes it: the header names the config by its resolved path."""
+    return golden.replace(b"from examples/seed.yaml", f"from {path.resolve()}".encode(), 1)

@@ -155,3 +155,32 @@ def test_status_shows_path_state_and_traffic_share(config) -> None:  # type: ign
     assert round(g1.tx_share, 2) == 0.33 and round(g2.tx_share, 2) == 0.67
     text = "\n".join(status_lines(bonds))
     assert "gre2" in text and "67%" in text
+
+
+def test_tunnels_sharing_a_path_are_a_degraded_underlay_not_drift(config) -> None:  # type: ignore[no-untyped-def]
+    """The IGP moved gre2 onto gre1's WireGuard path (an intermediate router died): the configuration
+    still matches, so verify says so, and names the underlay as degraded (exit 4, its own JSON field)."""
+    state = matching_state(config)
+    routes = dict(state.routes)
+    routes["10.65.0.10"] = dataclasses.replace(routes["10.65.0.10"], oif="wg1")
+    report = compare(config, "r2", dataclasses.replace(state, routes=routes))
+    assert not report.ok and not report.drift and report.degraded
+    assert report.as_dict()["degraded"] is True and report.as_dict()["drift"] is False
+    assert "[PATH] bond0 underlay: expected one tunnel per underlay device, got gre1, gre2 all route over wg1" \
+        in report.lines()
+    assert report.lines()[-1].startswith("r2: matches the model, but the underlay is DEGRADED")
+    bonds = collect(config, ["r2"], dataclasses.replace(state, routes=routes))
+    text = "\n".join(status_lines(bonds))
+    assert "warning: bond0: gre1 and gre2 both leave through wg1" in text
+
+
+def test_drift_wins_over_a_degraded_underlay(config) -> None:  # type: ignore[no-untyped-def]
+    state = matching_state(config)
+    routes = dict(state.routes)
+    routes["10.65.0.10"] = None                                   # gre2's path down
+    bond = state.links["bond0"]
+    assert bond.bond is not None
+    links = {**state.links, "bond0": dataclasses.replace(bond, mtu=1500)}
+    report = compare(config, "r2", dataclasses.replace(state, routes=routes, links=links))
+    assert report.drift and not report.degraded
+    assert "[PATH] gre2 route: expected to 10.65.0.10, got no route (unreachable)" in report.lines()

@@ -16,6 +16,7 @@ from typing import Any
 from grebond.backends.base import Availability, Backend, Context, Snapshot
 from grebond.changes import Changes
 from grebond.errors import GrebondError
+from grebond.kernel import modules
 from grebond.kernel.desired import wanted_offloads
 from grebond.kernel.plan import plan_ops, remove_ops
 from grebond.kernel.reader import read_state
@@ -42,6 +43,9 @@ class KernelBackend(Backend):
         return ip_renderer.render(ctx.config.bonds_of(ctx.node), ctx.config.source, ctx.node)
 
     def available(self) -> Availability:
+        lacking = modules.refusal(["bond", "gretap"])
+        if lacking:
+            return Availability(False, lacking)
         try:
             from grebond.kernel.netlink import ipr
 
@@ -51,7 +55,10 @@ class KernelBackend(Backend):
             return Availability(False, str(exc))
         except Exception as exc:  # available() never raises
             return Availability(False, f"cannot talk netlink: {exc}")
-        return Availability(True, "netlink is available")
+        return Availability(True, "netlink is available and the kernel has bonding and gretap")
+
+    def ready(self, ctx: Context) -> None:
+        """Netlink is all this backend needs; the transaction checks the kernel's modules for every backend."""
 
     def snapshot(self, ctx: Context) -> KernelSnapshot:
         bonds = ctx.config.bonds_of(ctx.node)

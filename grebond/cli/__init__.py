@@ -10,9 +10,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grebond import __version__
-from grebond.errors import ConfigError, GrebondError
+from grebond.errors import EXIT_SYSTEM, ConfigError, GrebondError
+
+if TYPE_CHECKING:
+    from grebond.targets import Targets
 
 DEFAULT_CONFIG = "/etc/grebond/grebond.yaml"
 
@@ -72,6 +77,27 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
                    help=f"the link model (default {DEFAULT_CONFIG})")
 
 
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-systemd", type=int, default=None, metavar="N",
+                   help="the systemd version networkd files are for (default: the one installed, else Debian 13's 257)")
+    p.add_argument("--target-nm", default=None, metavar="VERSION",
+                   help="the NetworkManager version to render for (default: the running one, else the one "
+                        "installed, else Debian 13's 1.52)")
+
+
+def targets_for(args: argparse.Namespace, root: Path = Path("/")) -> Targets:
+    """--target-systemd/--target-nm, else what is installed under ``root``; says so when it had to assume."""
+    from grebond.targets import Targets, detect
+
+    found = detect(root)
+    chosen = Targets(args.target_systemd if args.target_systemd is not None else found.systemd,
+                     args.target_nm or found.nm, found.source, found.assumed)
+    if found.assumed and (args.target_systemd is None or args.target_nm is None) and not getattr(args, "json", False):
+        print(f"grebond: no systemd or NetworkManager installed to read here: rendering for {chosen.describe()}; "
+              "use --target-systemd and --target-nm for another target", file=sys.stderr)
+    return chosen
+
+
 def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout (errors too: {\"error\": ..., \"exit_status\": N})")
@@ -100,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grebond: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # a system's refusal that no command turned into its own message: still one line, no traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"grebond: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_SYSTEM
     except BrokenPipeError:
         return 0
 

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from grebond import mtu as mtu_mod
 from grebond.backends import registry
 from grebond.backends.base import Context
-from grebond.cli import add_config_arg
-from grebond.errors import Problem, UsageError
-from grebond.files import write_atomic
+from grebond.cli import add_config_arg, add_json_arg, add_target_args, targets_for
+from grebond.errors import ConfigError, GrebondError, OutputError, Problem, UsageError
+from grebond.files import check_writable, write_atomic
 from grebond.model import Config
-from grebond.validation import load_config
+from grebond.validation import load_config, located
+
+BUILTIN_RENDERERS = ("networkd", "networkmanager", "iproute2")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("validate", help="check the config and print every problem")
+    p = sub.add_parser("validate", help="check the config and print every problem",
+                       description="Check the config; with --backend also whether that backend can express "
+                                   "it for the target versions (exit 2 if not); without, warn about each built-in "
+                                   "backend that cannot.")
     add_config_arg(p)
+    p.add_argument("--backend", metavar="NAME", help="also check that this backend can express the config")
+    add_target_args(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("render", help="print or write the configuration a backend would install")
     add_config_arg(p)
     p.add_argument("--backend", default="networkd", metavar="NAME",
                    help="networkd (default), networkmanager, iproute2, or a plugin (see 'grebond backends')")
-    p.add_argument("--node", metavar="NAME", help="render one end (default: every end, each into DIR/NODE/)")
-    p.add_argument("-o", "--output", metavar="DIR", help="write files into DIR instead of printing them")
-    p.add_argument("--target-nm", default=None, metavar="VERSION",
-                   help="NetworkManager version to render for (default 1.42, Debian 12's)")
-    p.add_argument("--target-systemd", type=int, default=252, metavar="N",
-                   help="the systemd version networkd files are for (default 252, Debian 12)")
+    p.add_argument("--node", metavar="NAME", help="render one end (default: every end)")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="write each end's files into DIR/NODE/ instead of printing them")
+    add_target_args(p)
+    add_json_arg(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("mtu", help="print the encapsulation overhead and the resulting bond MTU")
@@ -59,10 +67,44 @@ def print_warnings(warnings: list[Problem]) -> None:
         print(w, file=sys.stderr)
 
 
+def capability_problems(config: Config, backend_name: str, args: argparse.Namespace) -> list[Problem]:
+    """What ``backend_name`` cannot express of ``config`` for the target versions, located in the file."""
+    targets = targets_for(args)
+    backend = registry.get(backend_name)
+    problems: list[Problem] = []
+    for node in config.nodes:
+        try:
+            backend.render(Context(config=config, node=node, target_systemd=targets.systemd, target_nm=targets.nm))
+        except ConfigError as exc:
+            problems += [p for p in located(exc.problems, config) if p not in problems]
+    return problems
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load(args)
     tunnels = sum(len(link.tunnels) for link in config.links)
-    print(f"{args.config}: valid: {len(config.links)} link(s), {tunnels} tunnel(s), nodes {', '.join(config.nodes)}")
+    if args.backend:
+        problems = capability_problems(config, args.backend, args)
+        if problems:
+            raise ConfigError(problems)
+        warnings: list[Problem] = []
+    else:
+        targets = targets_for(args)
+        versions = {"networkd": f"systemd {targets.systemd}", "networkmanager": f"NetworkManager {targets.nm}",
+                    "iproute2": "iproute2"}
+        warnings = [replace(p, warning=True, message=f"the {name} backend ({versions[name]}) cannot express it: "
+                                                     f"{p.message}")
+                    for name in BUILTIN_RENDERERS for p in capability_problems(config, name, args)]
+        print_warnings(warnings)
+    summary = (f"{args.config}: valid: {len(config.links)} link(s), {tunnels} tunnel(s), nodes {', '.join(config.nodes)}"
+               + (f"; for backend {args.backend}" if args.backend else ""))
+    if args.json:
+        import json  # only --json output needs it; a cold validate must not load it
+
+        print(json.dumps({"valid": True, "file": args.config, "links": len(config.links), "tunnels": tunnels,
+                          "nodes": list(config.nodes), "warnings": [str(w) for w in warnings]}))
+    else:
+        print(summary)
     return 0
 
 
@@ -72,8 +114,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     from grebond.nodes import resolve_node
 
     nodes = [resolve_node(config, args.node)] if args.node else list(config.nodes)
-    renderings = [backend.render(Context(config=config, node=n, target_systemd=args.target_systemd,
-                                          target_nm=args.target_nm)) for n in nodes]
+    targets = targets_for(args)
+    try:
+        renderings = [backend.render(Context(config=config, node=n, target_systemd=targets.systemd,
+                                              target_nm=targets.nm)) for n in nodes]
+    except ConfigError as exc:
+        raise ConfigError(located(exc.problems, config)) from None
+    if args.json:
+        import json  # only --json output needs it; a cold render must not load it
+
+        print(json.dumps({"backend": args.backend, "targets": {"systemd": targets.systemd, "networkmanager": targets.nm},
+                          "files": [{"node": r.node, "name": f.name, "mode": f"{f.mode:04o}",
+                                     "content": f.content.decode(errors="replace")}
+                                    for r in renderings for f in r.files]}, indent=2))
+        return 0
     if args.output is None:
         for r in renderings:
             for f in r.files:
@@ -83,12 +137,35 @@ def cmd_render(args: argparse.Namespace) -> int:
                     sys.stdout.write("\n")
         return 0
     out = Path(args.output)
-    for r in renderings:
-        directory = out if args.node else out / r.node
-        for f in r.files:
-            write_atomic(directory / f.name, f.content, f.mode)
-            print(directory / f.name)
+    writes = [(out / r.node / f.name, f) for r in renderings for f in r.files]
+    _check_output(out, [path for path, _f in writes])
+    for path, _f in writes:
+        check_writable(path)          # someone else's file in the way: refused before anything is written
+    for path, f in writes:
+        try:
+            write_atomic(path, f.content, f.mode)
+        except GrebondError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; the files written so far are whole "
+                              "(each is written atomically)") from None
+        print(path)
     return 0
+
+
+def _check_output(out: Path, paths: list[Path]) -> None:
+    """Refuse before writing anything: the output is not a directory, or cannot be written to."""
+    import os
+
+    for directory in dict.fromkeys([out, *(p.parent for p in paths)]):
+        if directory.exists() and not directory.is_dir():
+            raise OutputError(f"-o {out}: {directory} is not a directory; give a directory (it is created if missing)")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"-o {out}: cannot create {directory}: {exc.strerror or exc}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OutputError(f"-o {out}: {directory} is not writable by this user; choose another directory")
 
 
 def cmd_mtu(args: argparse.Namespace) -> int:

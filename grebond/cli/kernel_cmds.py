@@ -6,7 +6,8 @@ import argparse
 
 from grebond.cli import add_config_arg, add_node_arg
 from grebond.cli.config_cmds import load
-from grebond.errors import EXIT_DRIFT, EXIT_OK, SystemAccessError
+from grebond.errors import EXIT_DEGRADED, EXIT_DRIFT, EXIT_OK, SystemAccessError
+from grebond.kernel import modules
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("status", help="per-tunnel state, monitor status and traffic share of grebond's bonds")
     add_config_arg(p)
-    add_node_arg(p, "every end whose bond exists on this host")
+    add_node_arg(p, "every end whose bond exists on this host, else the end whose underlay addresses are here")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_status)
 
@@ -38,14 +39,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = load(args)
     node = resolve_node(config, args.node, _local_addresses)
     report = verify(config, node, settle_s=args.settle)
+    lacking = None if report.ok else modules.refusal(modules.needed(config.bonds_of(node)))
     if args.json:
         import json
 
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps({**report.as_dict(), "kernel": lacking}, indent=2))
     else:
         for line in report.lines():
             print(line)
-    return EXIT_OK if report.ok else EXIT_DRIFT
+        if lacking:
+            print(f"note: {lacking}")
+    if report.drift:
+        return EXIT_DRIFT
+    return EXIT_DEGRADED if report.degraded else EXIT_OK
+
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -69,7 +76,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         nodes = [n for n in with_bond
                  if any(str(t.local) in local for e in config.bonds_of(n) for t in e.tunnels)] or with_bond
         if not nodes:
-            nodes = [resolve_node(config, None, _local_addresses)]
+            # no bond of the config here: the end whose underlay is here, shown as absent; else say so
+            mine = [n for n in config.nodes if any(str(t.local) in local for e in config.bonds_of(n)
+                                                   for t in e.tunnels)]
+            if len(mine) != 1:
+                print(f"none of the bonds of {args.config} exists on this host (nodes {', '.join(config.nodes)}); "
+                      "run 'grebond apply', or name an end with --node")
+                return EXIT_OK
+            nodes = mine
     remotes = [r for n in nodes for r in remotes_of(config, n)]
     bonds = status.collect(config, nodes, read_state(remotes))
     try_ = pending.load()

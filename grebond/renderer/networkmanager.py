@@ -16,11 +16,12 @@ Why each choice (details in the reference, section B, and lab-facts.md):
   no monitor too, so NM's kernel state equals networkd's and the kernel backend's.
 - ``arp_missed_max`` exists in NM only since 1.44; for an older target a non-default value is
   refused (ConfigError) rather than silently dropped.
-- ``encaplimit: none`` on an ip6gretap cannot be expressed: NM (1.42 and later) accepts the
-  ``ip6-ign-encap-limit`` ip-tunnel flag only for ipip6/ip6ip6 tunnels ("some flags are invalid
-  for the select mode", nm-setting-ip-tunnel.c verify; checked with nmcli 1.42.4). NM would
-  always add the 8-byte encapsulation-limit option, so the bond MTU computed for ``none`` would
-  be 8 bytes too big. Refused with a ConfigError; a number (``encaplimit: 4``) works.
+- ``encaplimit: none`` on an ip6gretap is the ``ip-tunnel.flags`` bit ip6-ign-encap-limit (0x1,
+  the kernel's IP6_TNL_F_IGN_ENCAP_LIMIT), which NM accepts for ip6gre/ip6gretap only from 1.44
+  (1.42 answers "some flags are invalid for the select mode", nm-setting-ip-tunnel.c; checked
+  with nmcli 1.42.4). Before 1.44 NM would always add the 8-byte encapsulation-limit option, so
+  the bond MTU computed for ``none`` would be 8 bytes too big: refused with a ConfigError naming
+  1.44; a number (``encaplimit: 4``) works on every version.
 - The MAC (``cloned-mac-address``) and MTU are on the bond's ``[ethernet]`` setting; each port
   carries the same MTU in ``ip-tunnel.mtu``: a bond pushes its MTU onto its ports, never the
   reverse, and a bond at 1500 blackholes packets over WireGuard.
@@ -46,6 +47,8 @@ from grebond.renderer.ini import Section, render_ini
 DEFAULT_TARGET_NM = "1.42"
 """Debian 12's NetworkManager (1.42.4): the target when none is given and none is running."""
 ARP_MISSED_MAX_SINCE = (1, 44)
+IP6_TUNNEL_FLAGS_SINCE = (1, 44)      # ip-tunnel.flags on ip6gre/ip6gretap (NM commit a239317a6b)
+IP6_IGN_ENCAP_LIMIT = 0x1             # NM_IP_TUNNEL_FLAG_IP6_IGN_ENCAP_LIMIT == IP6_TNL_F_IGN_ENCAP_LIMIT
 ETHTOOL_FEATURES_SINCE = (1, 14)      # the ethtool setting and its feature-* keys (nm-setting-ethtool.h, 2018)
 KEYFILE_DIR = "/etc/NetworkManager/system-connections"
 KEYFILE_MODE = 0o600                  # NM ignores keyfiles readable by group or others
@@ -108,14 +111,15 @@ def check(ends: tuple[LocalBond, ...], source: str, target_nm: str) -> list[Prob
                 f"needs the ethtool setting, which NetworkManager has only since {since} (target: {target_nm})",
                 f"use --target-nm {since} or later, or the kernel or networkd backend"))
         for t in end.tunnels:
-            if t.kind == "ip6gretap" and t.encaplimit is None:
+            if t.kind == "ip6gretap" and t.encaplimit is None and version < IP6_TUNNEL_FLAGS_SINCE:
+                since = ".".join(map(str, IP6_TUNNEL_FLAGS_SINCE))
                 problems.append(Problem(
                     source, None, f"{base}.tunnels.{t.name}.encaplimit",
-                    "none cannot be expressed for NetworkManager: it accepts the ip6-ign-encap-limit flag only "
-                    "for ipip6/ip6ip6 tunnels, so an ip6gretap always carries the 8-byte encapsulation-limit "
-                    "option",
-                    "set encaplimit: 4 (the kernel default; mtu auto then accounts for the option), or use the "
-                    "networkd or kernel backend"))
+                    f"none needs the ip6-ign-encap-limit flag on an ip6gretap, which NetworkManager accepts only "
+                    f"since {since} (target: {target_nm}); without it every packet carries the 8-byte "
+                    "encapsulation-limit option",
+                    f"use --target-nm {since} or later, set encaplimit: 4 (the kernel default; mtu auto then "
+                    "accounts for the option), or use the networkd or kernel backend"))
     return problems
 
 
@@ -169,7 +173,7 @@ def bond_settings(end: LocalBond, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     }
 
 
-def port_settings(end: LocalBond, t: LocalTunnel) -> Plain:
+def port_settings(end: LocalBond, t: LocalTunnel, target_nm: str = DEFAULT_TARGET_NM) -> Plain:
     """One ip-tunnel port, unbound (no parent), like networkd's Independent=yes."""
     tunnel: dict[str, tuple[str, Any]] = {"mode": ("u", IP_TUNNEL_MODE[t.kind]), "local": ("s", str(t.local)),
                                           "remote": ("s", str(t.remote)), "ttl": ("u", t.ttl)}
@@ -178,6 +182,8 @@ def port_settings(end: LocalBond, t: LocalTunnel) -> Plain:
         tunnel["output-key"] = ("s", str(t.key))
     if t.kind == "ip6gretap" and t.encaplimit is not None:
         tunnel["encapsulation-limit"] = ("u", t.encaplimit)
+    elif t.kind == "ip6gretap" and parse_version(target_nm) >= IP6_TUNNEL_FLAGS_SINCE:
+        tunnel["flags"] = ("u", IP6_IGN_ENCAP_LIMIT)       # encaplimit none: check() refused it before 1.44
     tunnel["mtu"] = ("u", t.mtu)
     return {
         "connection": {"id": ("s", connection_id(t.name)), "uuid": ("s", end.uuid(t.name)),
@@ -207,7 +213,7 @@ def settings(ends: tuple[LocalBond, ...], source: str, node: str,
     out: dict[str, Plain] = {}
     for end in ends:
         for t in end.tunnels:
-            out[end.uuid(t.name)] = port_settings(end, t)
+            out[end.uuid(t.name)] = port_settings(end, t, target_nm)
         out[end.uuid(end.name)] = bond_settings(end, target_nm)
     return out
 

@@ -66,7 +66,17 @@ def build_config(tree: Any, file: str) -> tuple[model.Config, list[Problem]]:
     errors = [p for p in c.problems if not p.warning]
     if errors:
         raise ConfigError(errors)
-    return model.Config(links=tuple(links), source=file), [p for p in c.problems if p.warning]
+    return (model.Config(links=tuple(links), source=file, lines=tuple(sorted(c.lines.items()))),
+            [p for p in c.problems if p.warning])
+
+
+def located(problems: list[Problem], config: model.Config) -> list[Problem]:
+    """Problems found after validation (a backend that cannot express a value), given the line of
+    the key responsible (or of its nearest enclosing key) in the file the config came from."""
+    from dataclasses import replace
+
+    return [p if p.line is not None else replace(p, line=config.line_of(p.path), file=config.source)
+            for p in problems]
 
 
 __all__ = ["ConfigError", "build_config", "load_config", "parse_config"]

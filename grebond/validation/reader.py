@@ -28,6 +28,7 @@ class Checker:
         self.problems: list[Problem] = []
         # keys offered as "did you mean": their absence is the same mistake, so it is not reported again
         self.suggested: set[str] = set()
+        self.lines: dict[str, int] = {}     # path in the file -> line of its key
 
     def missing(self, line: int | None, path: str, fix: str, what: str = "missing") -> None:
         """Report a required key as absent, unless a misspelling of it was already reported."""
@@ -51,6 +52,8 @@ class Checker:
                    else "start the file with 'version: 1' and a 'links:' mapping (see examples/seed.yaml)")
             self.add(line, path, f"must be a mapping ({what}), not {describe(value)}", fix)
             return None
+        for key in value:
+            self.lines.setdefault(join(path, key), value.key_lines[key])
         if allowed is not None:
             for key in value:
                 if key not in allowed:

@@ -67,8 +67,8 @@ def test_render_with_plugin_backend(plugin_env: dict[str, str]) -> None:
     assert "iface bond0 inet static\n    address 10.67.0.2/24\n" in done.stdout
 
 
-def test_plugin_write_under_root(plugin_env: dict[str, str], tmp_path: Path) -> None:
-    done = grebond(plugin_env, "apply", "--backend", "ifupdown", "-c", str(SEED), "--node", "r2",
+def test_plugin_write_under_root(plugin_env: dict[str, str], tmp_path: Path, seed_copy: Path) -> None:
+    done = grebond(plugin_env, "apply", "--backend", "ifupdown", "-c", str(seed_copy), "--node", "r2",
                    "--root", str(tmp_path))
     assert done.returncode == 0, done.stderr
     written = tmp_path / "etc/network/interfaces.d/grebond-bond0"

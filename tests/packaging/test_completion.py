@@ -45,14 +45,15 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_every_subcommand_is_offered() -> None:
-    assert set(complete("")) == set(subparsers())
+    # names starting with "_" are grebond's own (the guardian of a pending try), not a user's
+    assert set(complete("")) == {name for name in subparsers() if not name.startswith("_")}
 
 
 def test_top_level_options() -> None:
     assert options(build_parser()) <= set(complete("-"))
 
 
-@pytest.mark.parametrize("command", sorted(subparsers()))
+@pytest.mark.parametrize("command", sorted(n for n in subparsers() if not n.startswith("_")))
 def test_every_option_of_each_subcommand_is_offered(command: str) -> None:
     parser = subparsers()[command]
     offered = set(complete(command, "-"))
@@ -73,6 +74,14 @@ def test_backend_values() -> None:
 
 def test_node_names_come_from_the_given_config() -> None:
     assert complete("verify", "-c", str(EXAMPLE), "--node", "") == ["r1", "r2"]
+
+
+def test_node_names_from_a_block_style_config(tmp_path: Path) -> None:
+    block = tmp_path / "block.yaml"
+    block.write_text("version: 1\nlinks:\n  bond0:\n    ends:\n      hub:\n        addresses: [10.67.0.1/24]\n"
+                     "      spoke-1:\n        addresses:\n          - 10.67.0.2/24\n    tunnels:\n      gre1:\n"
+                     "        ends:\n          hub: 10.65.0.1\n          spoke-1: 10.65.0.2\n")
+    assert complete("verify", "-c", str(block), "--node", "") == ["hub", "spoke-1"]
 
 
 def test_config_completes_files(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_renders_without_warnings() -> None:
         assert re.search(rf"^{section}$", text, re.M), section
 
 
-@pytest.mark.parametrize("command", sorted(subparsers()))
+@pytest.mark.parametrize("command", sorted(n for n in subparsers() if not n.startswith("_")))
 def test_every_subcommand_and_option_is_documented(command: str) -> None:
     text = source()
     assert re.search(rf"^\.B grebond {re.escape(command.replace('-', chr(92) + '-'))}$", text, re.M), \
@@ -60,7 +60,8 @@ def test_every_subcommand_and_option_is_documented(command: str) -> None:
 
 def test_exit_codes_and_files() -> None:
     text = rendered()
-    status = text.split("EXIT STATUS", 1)[1].split("FILES", 1)[0]
+    # justified text may double the spaces between words
+    status = re.sub(r"(?<=\S) +(?=\S)", " ", text.split("EXIT STATUS", 1)[1].split("FILES", 1)[0])
     for code, word in (("0", "Success"), ("1", "Drift"), ("2", "Bad configuration or usage"), ("3", "System error")):
         assert re.search(rf"^\s+{code}\s+{word}", status, re.M), code
     files = text.split("\nFILES", 1)[1]

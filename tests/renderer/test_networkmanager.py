@@ -23,7 +23,7 @@ from grebond.renderer import networkmanager as nm
 from grebond.renderer.ini import parse_ini
 from grebond.validation import load_config, parse_config
 
-from golden import assert_golden, assert_golden_set
+from golden import assert_golden, assert_golden_set, golden_for
 from models import base
 from needs import need
 
@@ -259,7 +259,7 @@ def _apply_root(root: Path, config: str, *extra: str) -> int:
     return main(["apply", "--backend", "networkmanager", "-c", config, "--node", "r2", "--root", str(root), *extra])
 
 
-def test_write_into_root(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_write_into_root(seed_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kdir = tmp_path / "etc/NetworkManager/system-connections"
     kdir.mkdir(parents=True)
     user = kdir / "Wired connection 1.nmconnection"
@@ -269,12 +269,12 @@ def test_write_into_root(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFi
     rewritten = kdir / "grebond-old.nmconnection"         # NM rewrote it (no header) but it carries our marker
     rewritten.write_bytes(b"[connection]\nid=grebond-old\n\n[user]\nnet.grebond.generated=node=r2 link=old\n")
 
-    assert _apply_root(tmp_path, "examples/seed.yaml", "--dry-run") == 0
+    assert _apply_root(tmp_path, str(seed_copy), "--dry-run") == 0
     out = capsys.readouterr().out
     assert f"would remove {stale}" in out and f"would remove {rewritten}" in out
     assert len(list(kdir.iterdir())) == 3
 
-    assert _apply_root(tmp_path, "examples/seed.yaml") == 0
+    assert _apply_root(tmp_path, str(seed_copy)) == 0
     out = capsys.readouterr().out
     assert f"removed {stale}" in out and f"removed {rewritten}" in out
     names = sorted(p.name for p in kdir.iterdir())
@@ -286,35 +286,36 @@ def test_write_into_root(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFi
         assert stat.S_IMODE(st.st_mode) == 0o600       # NM ignores a keyfile others can read
         if os.geteuid() == 0:
             assert (st.st_uid, st.st_gid) == (0, 0)
-        assert path.read_bytes() == (REPO / "tests/golden/networkmanager/seed/r2" / name).read_bytes()
+        assert path.read_bytes() == golden_for(seed_copy, (REPO / "tests/golden/networkmanager/seed/r2" / name).read_bytes())
     assert user.read_bytes() == b"[connection]\nid=Wired connection 1\ntype=ethernet\n"
     assert not [p for p in kdir.iterdir() if p.name.startswith(".")]
 
-    assert _apply_root(tmp_path, "examples/seed.yaml") == 0   # idempotent
+    assert _apply_root(tmp_path, str(seed_copy)) == 0   # idempotent
     assert "wrote" not in capsys.readouterr().out
 
     # NM rewrote our bond's keyfile (comments gone, marker kept): still ours, replaced with ours
     bond = kdir / "grebond-bond0.nmconnection"
     bond.write_bytes(b"[connection]\nid=grebond-bond0\n\n[user]\nnet.grebond.generated=node=r2 link=bond0\n")
     os.chmod(bond, 0o600)
-    assert _apply_root(tmp_path, "examples/seed.yaml") == 0
-    assert bond.read_bytes() == (REPO / "tests/golden/networkmanager/seed/r2/grebond-bond0.nmconnection").read_bytes()
+    assert _apply_root(tmp_path, str(seed_copy)) == 0
+    assert bond.read_bytes() == golden_for(
+        seed_copy, (REPO / "tests/golden/networkmanager/seed/r2/grebond-bond0.nmconnection").read_bytes())
 
-    assert main(["remove", "--backend", "networkmanager", "-c", "examples/seed.yaml", "--node", "r2",
+    assert main(["remove", "--backend", "networkmanager", "-c", str(seed_copy), "--node", "r2",
                  "--root", str(tmp_path)]) == 0
     assert [p.name for p in kdir.iterdir()] == ["Wired connection 1.nmconnection"]
 
 
-def test_write_refuses_a_users_file_with_our_name(in_repo: Path, tmp_path: Path,
+def test_write_refuses_a_users_file_with_our_name(seed_copy: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     kdir = tmp_path / "etc/NetworkManager/system-connections"
     kdir.mkdir(parents=True)
     mine = kdir / "grebond-gre2.nmconnection"
     mine.write_bytes(b"[connection]\nid=grebond-gre2\ntype=ip-tunnel\n")
-    assert _apply_root(tmp_path, "examples/seed.yaml") == 3
+    assert _apply_root(tmp_path, str(seed_copy)) == 3
     assert "not written by grebond" in capsys.readouterr().err
     assert [p.name for p in kdir.iterdir()] == ["grebond-gre2.nmconnection"]   # nothing half-written
-    config, _ = load_config("examples/seed.yaml")
+    config, _ = load_config(seed_copy)
     backend = NetworkManagerBackend()
     ctx = Context(config=config, node="r2", root=tmp_path)
     with pytest.raises(OwnershipError):

@@ -28,6 +28,7 @@ _DEFAULTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("ip-tunnel", "input-key"): ("s", ""),
     ("ip-tunnel", "output-key"): ("s", ""),
     ("ip-tunnel", "encapsulation-limit"): ("u", 0),
+    ("ip-tunnel", "flags"): ("u", 0),
     ("ip-tunnel", "mtu"): ("u", 0),
     ("ipv4", "address-data"): ("aa{sv}", []),
     ("ipv6", "address-data"): ("aa{sv}", []),
