@@ -57,7 +57,7 @@ def run_module(collections: Path, tmp_path: Path, module: str, args: dict[str, o
 def test_check_mode_is_grebonds_dry_run(collections: Path, tmp_path: Path) -> None:
     """On a kernel with bonding and gretap, grebond's dry run and its diff; on one without (this machine),
     grebond's predicted refusal, as the real run would fail. Either way the model is not written."""
-    assert PLAINTEXT_OK != SEED.read_text()
+    assert SEED.read_text() != PLAINTEXT_OK
     rc, result, out = run_module(collections, tmp_path, "grebond.fleet.grebond",
                                  {"content": PLAINTEXT_OK, "path": str(tmp_path / "grebond.yaml"), "node": "r2",
                                   "backend": "kernel", "executable": str(BIN / "grebond")}, "--check", "--diff")
