@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,7 @@ class Fleet:
         self.debian_ram = Path(f"/tmp/gbf{self.token}-python")
         self.debian_python: list[str] = []
         self._mounted: list[Path] = []
+        self.timings: dict[str, float] = {}
 
     def router(self, name: str) -> FleetRouter:
         return self.routers[name]
@@ -183,6 +185,7 @@ class Fleet:
 
     # ---------------------------------------------------------------- build
     def setup(self) -> Self:
+        started = time.monotonic()
         load_modules()
         self._is_setup = True
         self._root_links_before = set(root_links())
@@ -203,9 +206,14 @@ class Fleet:
                                    f"link set {veth} up", f"link add wg{link}{p} type wireguard"]
         for name in ("hub", *SPOKES.values()):   # the hub first: it creates the veths
             _run(["ip", "-n", self.routers[name].netns, "-batch", "-"], input="\n".join(lines[name]) + "\n")
+        t0 = time.monotonic()
         self._wireguard()
+        t1 = time.monotonic()
         self._python_in_ram()
+        t2 = time.monotonic()
         self._ssh()
+        self.timings = {"namespaces and veths": t0 - started, "WireGuard": t1 - t0,
+                        "Debian's Python into RAM": t2 - t1, "keys and 3 sshd listening": time.monotonic() - t2}
         return self
 
     def _python_in_ram(self) -> None:
@@ -286,6 +294,8 @@ class Fleet:
             "gathering = explicit\n"
             "host_key_checking = True\n"
             f"local_tmp = {self.workdir / 'ansible-local'}\n"
+            # the guest's /root is read-only: the controller's own tasks (delegate_to: localhost) need this
+            f"remote_tmp = /tmp/gbf-remote-{self.token}-controller\n"
             "timeout = 60\n"
             "\n[ssh_connection]\n"
             "pipelining = True\n"

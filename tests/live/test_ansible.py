@@ -135,6 +135,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     started = time.monotonic()
     f = Fleet(tmp_path_factory.mktemp("fleet")).setup()
     TIMINGS["fleet set-up (namespaces, WireGuard, 3 sshd)"] = time.monotonic() - started
+    TIMINGS.update({f"  of which {k}": v for k, v in f.timings.items()})
     yield f
     f.teardown()
     print("fleet timings (s): " + ", ".join(f"{k}: {v:.0f}" for k, v in TIMINGS.items()))
