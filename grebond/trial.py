@@ -41,8 +41,16 @@ PING_EVERY_S = 1.0
 
 
 def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, ping: list[str],
-          config_text: str) -> tuple[Outcome, Pending | None]:
-    """Apply and verify; leave the change pending with a guardian. Nothing changed: nothing pending."""
+          config_text: str, deadline: float | None = None) -> tuple[Outcome, Pending | None]:
+    """Apply and verify; leave the change pending with a guardian. Nothing changed: nothing pending.
+
+    The deadline is ``timeout_s`` after the change is verified, or ``deadline`` itself (seconds since the
+    epoch) when given: one moment for a whole fleet, whatever each host's apply took."""
+    if deadline is not None:
+        timeout_s = deadline - time.time()
+        if timeout_s <= 0:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline))
+            raise UsageError(f"--deadline {deadline:.0f} ({when}) has passed; give a moment in the future")
     if timeout_s <= 0:
         raise UsageError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
     ctx = replace(ctx, hold_s=timeout_s)
@@ -57,7 +65,8 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
         assert outcome.snapshot is not None
         now = time.time()
         pending = Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name,
-                          config=str(config_path), root=str(ctx.root), created=now, deadline=now + timeout_s,
+                          config=str(config_path), root=str(ctx.root), created=now,
+                          deadline=deadline if deadline is not None else now + timeout_s,
                           timeout_s=ctx.timeout_s, snapshot=outcome.snapshot.to_json(), ping=ping,
                           previous_config=applied(ctx.node), config_text=config_text,
                           changes=outcome.changes.lines())
@@ -67,12 +76,11 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
     return outcome, pending
 
 
-def confirm() -> Pending:
-    """Keep the pending change (NetworkManager's checkpoint is destroyed); UsageError when none."""
+def confirm(pending_id: str | None = None) -> Pending:
+    """Keep the pending change (NetworkManager's checkpoint is destroyed); NothingPending when none
+    (or, given ``pending_id``, when that try is not the one pending: a fleet confirms its own)."""
     with exclusive():
-        pending = load()
-        if pending is None:
-            raise NothingPending("nothing to confirm: no 'grebond try' is pending")
+        pending = _pending("confirm", pending_id)
         backend, ctx = _rebuild(pending)
         backend.commit(ctx, backend.snapshot_from_json(pending.snapshot))
         save_applied(pending.node, pending.backend, pending.config_text)
@@ -81,15 +89,22 @@ def confirm() -> Pending:
     return pending
 
 
-def roll_back(reason: str) -> tuple[Pending, str, Report | None]:
+def _pending(verb: str, pending_id: str | None) -> Pending:
+    pending = load()
+    if pending is None:
+        raise NothingPending(f"nothing to {verb}: no 'grebond try' is pending")
+    if pending_id is not None and pending.id != pending_id:
+        raise NothingPending(f"nothing to {verb}: try {pending_id} is not pending (try {pending.id} is)")
+    return pending
+
+
+def roll_back(reason: str, pending_id: str | None = None) -> tuple[Pending, str, Report | None]:
     """Undo the pending change now: the snapshot's state back, then verified against the previous model.
 
     The record is cleared as soon as the state is back, before the verification (which may wait for
     the monitor to settle): nothing is pending any more, whatever the verdict."""
     with exclusive(wait_s=60.0):
-        pending = load()
-        if pending is None:
-            raise NothingPending("nothing to roll back: no 'grebond try' is pending")
+        pending = _pending("roll back", pending_id)
         backend, ctx = _rebuild(pending)
         try:
             note = backend.restore(ctx, backend.snapshot_from_json(pending.snapshot))
@@ -230,7 +245,7 @@ def guard(pending_id: str) -> int:
         if now >= pending.deadline:
             _log(f"try {pending_id} not confirmed by its deadline: rolling back")
             try:
-                _pending, outcome, _report = roll_back("not confirmed in time")
+                _pending, outcome, _report = roll_back("not confirmed in time", pending_id)
             except GrebondError as exc:
                 _log(f"rolling back failed: {exc}")
                 return 1
@@ -242,7 +257,7 @@ def guard(pending_id: str) -> int:
             answers = echo_rtts(pairs, probes=1, timeout_s=min(1.0, max(0.1, pending.deadline - now)))
             if pairs and all(rtt is not None for rtt, _error in answers.values()):
                 try:
-                    confirm()
+                    confirm(pending_id)
                 except NothingPending:
                     pass
                 _log(f"try {pending_id} confirmed: {', '.join(pending.ping)} answered across the bond")

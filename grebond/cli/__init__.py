@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        _json_result(args)
+        return status
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -137,10 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _json_error(args: argparse.Namespace, exc: GrebondError, lines: list[str]) -> None:
-    """With --json, an error is a JSON object on stdout too (a script reads one place)."""
-    if getattr(args, "json", False):
-        import json
+def _json_result(args: argparse.Namespace, error: dict[str, object] | None = None) -> None:
+    """Print the one JSON object a command built (``args.json_result``), with the error if it ended in one."""
+    result = getattr(args, "json_result", None)
+    if result is None and error is None:
+        return
+    import json
 
-        print(json.dumps({"error": lines[0] if len(lines) == 1 else "; ".join(lines), "lines": lines,
-                          "exit_status": exc.exit_status}))
+    print(json.dumps({**(result or {}), **(error or {})}, indent=2 if result else None))
+
+
+def _json_error(args: argparse.Namespace, exc: GrebondError, lines: list[str]) -> None:
+    """With --json, an error is a JSON object on stdout too (a script reads one place): the command's
+    own object when it had built one (a refused dry run, a rolled-back try), with the error's fields."""
+    if getattr(args, "json", False):
+        _json_result(args, {"error": lines[0] if len(lines) == 1 else "; ".join(lines), "lines": lines,
+                            "exit_status": exc.exit_status})

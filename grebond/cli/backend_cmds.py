@@ -101,10 +101,8 @@ def load_canonical(args: argparse.Namespace) -> tuple[Config, Path, str]:
 
 def show(outcome: Outcome, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
     """What a change did: its diff first in a dry run, then one line per change (or one JSON object)."""
-    if args.json:
-        import json  # only --json output needs it; a cold render must not load it
-
-        print(json.dumps({**outcome.as_json(), **(extra or {})}, indent=2))
+    if args.json:     # printed by main() once the command ends, with its error if it ends in one
+        args.json_result = {**outcome.as_json(), **(extra or {})}
         return
     if args.dry_run and outcome.changes.diff:
         print("\n".join(outcome.changes.diff))

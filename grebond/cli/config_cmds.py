@@ -103,10 +103,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         import json  # only --json output needs it; a cold validate must not load it
 
         print(json.dumps({"valid": True, "file": args.config, "links": len(config.links), "tunnels": tunnels,
-                          "nodes": list(config.nodes), "warnings": [str(w) for w in warnings]}))
+                          "nodes": list(config.nodes), "bonds": _bonds_json(config),
+                          "warnings": [str(w) for w in warnings]}))
     else:
         print(summary)
     return 0
+
+
+def _bonds_json(config: Config) -> dict[str, list[dict[str, object]]]:
+    """Each node's bonds with their peer and its bond addresses: what a fleet pings to confirm a try."""
+    return {node: [{"bond": b.name, "peer": b.peer, "addresses": [str(a) for a in b.addresses],
+                    "peer_addresses": [str(a.ip) for a in b.peer_addresses]} for b in config.bonds_of(node)]
+            for node in config.nodes}
 
 
 def cmd_render(args: argparse.Namespace) -> int:

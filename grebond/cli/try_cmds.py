@@ -11,7 +11,7 @@ from typing import Any
 from grebond.backends.base import DEFAULT_TIMEOUT_S
 from grebond.cli import add_json_arg
 from grebond.cli.backend_cmds import add_change_args, backend_of, context, load_canonical, show
-from grebond.errors import EXIT_DRIFT, RolledBack, UsageError
+from grebond.errors import RolledBack, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,8 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                    "any shell on this host. Otherwise the previous configuration and running state "
                                    "come back, even if this process, its terminal or the SSH session is gone.")
     add_change_args(p, verify_timeout=False)
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                   help="seconds to confirm in before the change is rolled back (default 120)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                      help="seconds to confirm in, counted once the change is verified, before it is rolled back "
+                           "(default 120)")
+    when.add_argument("--deadline", type=float, metavar="EPOCH",
+                      help="roll back at this moment instead (seconds since the epoch, e.g. $(date -d '+5 min' +%%s)): "
+                           "one deadline for many hosts, whatever each one's apply takes")
     p.add_argument("--settle", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"how long to wait for the links to come up and verify (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--ping", metavar="ADDR[,ADDR]", default="",
@@ -34,14 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_try)
 
     p = sub.add_parser("confirm", help="keep the change a 'grebond try' made")
-    add_json_arg(p)
+    _add_id_arg(p)
     p.set_defaults(func=cmd_confirm)
     p = sub.add_parser("rollback", help="undo the change a 'grebond try' made, now")
-    add_json_arg(p)
+    _add_id_arg(p)
     p.set_defaults(func=cmd_rollback)
     p = sub.add_parser("_guard")          # the detached guardian of a pending try (not for users)
     p.add_argument("id")
     p.set_defaults(func=cmd_guard)
+
+
+def _add_id_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id", metavar="ID", help="only if the pending try is this one (the id 'try --json' printed); "
+                                              "else exit 1 and change nothing")
+    add_json_arg(p)
 
 
 def _ping_targets(text: str) -> list[str]:
@@ -63,7 +74,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     backend = backend_of(args)
     config, path, text = load_canonical(args)
     ctx = context(args, config, args.settle)
-    outcome, pending = trial.begin(backend, ctx, path, args.timeout, ping, text)
+    outcome, pending = trial.begin(backend, ctx, path, args.timeout, ping, text, deadline=args.deadline)
     pending_json: dict[str, Any] | None = None
     if pending is not None:
         pending_json = {"id": pending.id, "deadline": pending.deadline, "node": pending.node,
@@ -77,44 +88,44 @@ def cmd_try(args: argparse.Namespace) -> int:
         how = "press Enter, or run 'grebond confirm'" if sys.stdin.isatty() and not args.no_wait \
             else "run 'grebond confirm'"
         auto = f"; it confirms by itself once {', '.join(ping)} answer" if ping else ""
-        print(f"applied and verified on {pending.node}; confirm within {args.timeout:g} s ({how}), or it is rolled "
-              f"back{auto}", flush=True)
+        print(f"applied and verified on {pending.node}; confirm within {pending.remaining_s:.0f} s ({how}), or it is "
+              f"rolled back{auto}", flush=True)
     if args.no_wait:
         return 0
-    return _wait(pending.id, pending.deadline)
+    return _wait(args, pending.id, pending.deadline)
 
 
-def _wait(pending_id: str, deadline: float) -> int:
+def _wait(args: argparse.Namespace, pending_id: str, deadline: float) -> int:
     """Until the change is confirmed (Enter in this terminal, 'grebond confirm', --ping) or rolled back."""
     from grebond import pending as record
     from grebond import trial
 
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and not args.json
     try:
         while True:
             current = record.load()
             if current is None or current.id != pending_id:
-                return _ended(pending_id)
+                return _ended(args, pending_id)
             if interactive:
                 ready, _w, _x = select.select([sys.stdin], [], [], 0.5)
                 if ready:
                     if sys.stdin.readline() == "":
                         interactive = False      # the terminal went away: the guardian decides
                         continue
-                    trial.confirm()
-                    print("confirmed: the change is kept")
-                    return 0
+                    trial.confirm(pending_id)
+                    return _confirmed(args)
             else:
                 time.sleep(0.5)
             if time.time() > deadline + 300:     # the guardian must have acted long ago
                 raise RolledBack(f"the guardian did not end the try by its deadline; run 'grebond rollback' "
                                  f"(see {record.state_dir() / 'guardian.log'})")
     except KeyboardInterrupt:
-        _pending, outcome, _report = trial.roll_back("interrupted")
+        _pending, outcome, _report = trial.roll_back("interrupted", pending_id)
+        _outcome(args, outcome)
         raise RolledBack(outcome) from None
 
 
-def _ended(pending_id: str) -> int:
+def _ended(args: argparse.Namespace, pending_id: str) -> int:
     from grebond import pending as record
     from grebond.lock import exclusive
 
@@ -122,19 +133,31 @@ def _ended(pending_id: str) -> int:
         last = record.last()
     outcome = str(last.get("outcome", "")) if last and last.get("id") == pending_id else "ended"
     if outcome == "confirmed":
-        print("confirmed: the change is kept")
-        return 0
+        return _confirmed(args)
+    _outcome(args, outcome)
     raise RolledBack(outcome)
+
+
+def _confirmed(args: argparse.Namespace) -> int:
+    if args.json:
+        _outcome(args, "confirmed")
+    else:
+        print("confirmed: the change is kept")
+    return 0
+
+
+def _outcome(args: argparse.Namespace, outcome: str) -> None:
+    """How a waited-for try ended, in its one JSON object (``pending`` is then null: nothing is)."""
+    if args.json and isinstance(getattr(args, "json_result", None), dict):
+        args.json_result.update(outcome=outcome, pending=None)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     from grebond import trial
 
-    pending = trial.confirm()
+    pending = trial.confirm(args.id)
     if args.json:
-        import json  # only --json output needs it; a cold render must not load it
-
-        print(json.dumps({"changed": True, "confirmed": pending.id, "node": pending.node}))
+        args.json_result = {"changed": True, "confirmed": pending.id, "node": pending.node}
     else:
         print(f"confirmed: the change to {pending.node} ({pending.config}) is kept")
     return 0
@@ -143,15 +166,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from grebond import trial
 
-    pending, outcome, report = trial.roll_back("asked for")
+    pending, outcome, report = trial.roll_back("asked for", args.id)
     if args.json:
-        import json  # only --json output needs it; a cold render must not load it
-
-        print(json.dumps({"changed": True, "rolled_back": pending.id, "outcome": outcome,
-                          "verify": report.as_dict() if report is not None else None}))
-    else:
+        args.json_result = {"changed": True, "rolled_back": pending.id, "outcome": outcome,
+                            "verify": report.as_dict() if report is not None else None}
+    if report is not None and not report.ok:     # rolled back, but the previous model does not verify: exit 1
+        raise RolledBack(outcome)
+    if not args.json:
         print(outcome)
-    return 0 if report is None or report.ok else EXIT_DRIFT
+    return 0
 
 
 def cmd_guard(args: argparse.Namespace) -> int:

@@ -32,6 +32,17 @@ def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.strip() == f"{SEED}: valid: 1 link(s), 2 tunnel(s), nodes r1, r2"
 
 
+def test_validate_json_names_each_nodes_bonds_and_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    """What a fleet needs to confirm a try (ping each peer's bond address) without reading the YAML itself."""
+    import json
+
+    assert main(["validate", "-c", SEED, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] is True and data["nodes"] == ["r1", "r2"]
+    assert data["bonds"]["r2"] == [{"bond": "bond0", "peer": "r1", "addresses": ["10.67.0.1/24"],
+                                    "peer_addresses": ["10.67.0.2"]}]
+
+
 def test_missing_config_is_exit_2_with_fix(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     assert main(["validate", "-c", str(missing)]) == 2

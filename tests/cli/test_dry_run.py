@@ -90,8 +90,9 @@ def test_dry_run_predicts_a_daemon_that_is_not_running(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stdout + done.stderr
     assert "systemd-networkd is not running" in done.stderr and "would write /etc/systemd/network/" in done.stdout
     json_run = grebond("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--dry-run", "--json")
-    lines = json_run.stdout.strip().splitlines()
-    assert json_run.returncode == 3 and json.loads(lines[-1])["exit_status"] == 3
+    data = json.loads(json_run.stdout)     # ONE object: the predicted change and the refusal together
+    assert json_run.returncode == 3 and data["exit_status"] == 3 and "systemd-networkd is not running" in data["error"]
+    assert data["changed"] is True and "+++ " in data["diff"]
 
 
 def test_dry_run_predicts_a_plaintext_underlay(tmp_path: Path) -> None:

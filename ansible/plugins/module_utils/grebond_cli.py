@@ -28,10 +28,10 @@ def grebond_path(module, executable):
 
 
 def parse_json(stdout):
-    """The JSON object(s) grebond printed, merged, or None.
+    """The JSON object grebond printed, or None.
 
-    A refused or rolled-back change prints what it did and then the error object: the merge keeps
-    both (the error's message and, say, the verify report of the rolled-back try).
+    grebond prints one object (a refused or rolled-back change: what it did with the error's fields);
+    an older one printed the outcome and then the error: merging keeps both either way.
     """
     decoder = json.JSONDecoder()
     merged, pos, text = None, 0, stdout

@@ -90,7 +90,8 @@ options:
   confirm_deadline:
     description:
       - The same as O(confirm_timeout), as an absolute time (seconds since the epoch), so that many
-        hosts share one deadline; the remaining time is computed on the target (clocks must agree).
+        hosts share one deadline (C(grebond try --deadline)), whatever each host's apply takes; the clocks of
+        the controller and the hosts must agree.
     type: float
   ping:
     description:
@@ -269,7 +270,9 @@ def present(module, exe, common, result):
     if timeout is None:
         args = ["apply", "-c", path]
     else:
-        args = ["try", "--no-wait", "-c", path, "--timeout", f"{timeout:g}"]
+        when = (["--deadline", f"{params['confirm_deadline']:.3f}"] if params["confirm_deadline"] is not None
+                else ["--timeout", f"{timeout:g}"])   # grebond counts a deadline from itself, after its apply
+        args = ["try", "--no-wait", "-c", path, *when]
         if params["ping"]:
             args += ["--ping", ",".join(params["ping"])]
     _rc, data = run(module, exe, args + common, cleanup=restore)

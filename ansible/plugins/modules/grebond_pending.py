@@ -42,6 +42,11 @@ options:
         (confirmed) or put back here (rolled back).
     type: path
     default: /etc/grebond/grebond.yaml
+  id:
+    description:
+      - The id of the try this task settles (the C(pending.id) that M(grebond.fleet.grebond) returned). Another
+        try pending on the host (someone else's) is then left alone, and the task reports C(pending=false).
+    type: str
   expect_pending:
     description:
       - Whether this host's try left a change pending. V(false) (the try changed nothing here, but kept the
@@ -108,6 +113,7 @@ def main():
             path=dict(type="path", default="/etc/grebond/grebond.yaml"),
             executable=dict(type="str", default="grebond"),
             expect_pending=dict(type="bool", default=True),
+            id=dict(type="str"),
         ),
         supports_check_mode=False,
     )
@@ -116,9 +122,11 @@ def main():
     pending, data = False, {}
     if module.params["expect_pending"]:
         exe = grebond_path(module, module.params["executable"])
-        rc, data = run(module, exe, [COMMANDS[state]], ok_codes=(0, 1))
-        # exit 1 is "nothing pending" ({"error": ...}), or, after a rollback, "the previous model does not verify"
-        pending = "error" not in data
+        args = [COMMANDS[state]] + (["--id", module.params["id"]] if module.params["id"] else [])
+        rc, data = run(module, exe, args, ok_codes=(0, 1))
+        # exit 1 is "nothing pending" (only {"error": ...}), or, after a rollback ({"rolled_back": ID, ...,
+        # "error": ...}), "the previous model does not verify"
+        pending = "confirmed" in data or "rolled_back" in data
         if pending and rc != 0:
             module.fail_json(msg=str(data.get("outcome") or "rolled back, but the previous model does not verify"),
                              changed=True, pending=True, exit_status=rc, grebond=data)
