@@ -29,9 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dataplane as dp  # noqa: E402
-from dataplane import BOND_V4, SINGLE_V4, Table, fmt, log  # noqa: E402
-from lab.topology import Lab  # noqa: E402
+import dataplane as dp
+from dataplane import BOND_V4, SINGLE_V4, Table, fmt, log
+
+from lab.topology import Lab
 
 MPTCP_PORT = 5202
 OFF4 = ["gso", "off", "tso", "off", "tx-tcp6-segmentation", "off", "gro", "off"]
