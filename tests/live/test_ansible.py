@@ -134,6 +134,9 @@ class Controller:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     need(Path("/usr/sbin/sshd").exists(), "openssh-server is not installed (bash .ci/install-ssh)")
     need(Path(ansible_bin("ansible-playbook")).exists(), "ansible-core is not installed (./setup --test)")
+    # the role installs the .deb with Ansible's apt module, which runs on Debian's python3 with python3-apt
+    need(subprocess.run(["/usr/bin/python3", "-c", "import apt, apt_pkg"], capture_output=True).returncode == 0,
+         "python3-apt is not installed (bash .ci/install-ssh)")
     started = time.monotonic()
     f = Fleet(tmp_path_factory.mktemp("fleet")).setup()
     TIMINGS["fleet set-up (namespaces, WireGuard, 3 sshd)"] = time.monotonic() - started
