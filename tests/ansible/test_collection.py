@@ -1,5 +1,5 @@
 """The grebond.fleet collection as Ansible itself sees it: it builds, passes ansible-test's
-validate-modules and pep8, documents what its modules take, and its filters read the examples.
+validate-modules and pep8, documents what its modules take, and its filters read what grebond validate says of the examples.
 
 The fleet itself (real SSH, real routers) is tests/live/test_ansible.py, in the lab VM.
 """
@@ -13,7 +13,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from needs import need
 
@@ -72,10 +71,10 @@ def test_galaxy_install_then_ansible_doc_shows_the_modules(built: Path, tmp_path
     assert "verify" in found["grebond.fleet.grebond"]["return"]
     assert found["grebond.fleet.grebond_pending"]["doc"]["options"]["state"]["choices"] == ["confirmed", "rolled_back"]
     filters = subprocess.run([ansible("ansible-doc"), "-t", "filter", "--json", "grebond.fleet.peers",
-                              "grebond.fleet.nodes", "grebond.fleet.verdict"],
+                              "grebond.fleet.verdict"],
                              capture_output=True, text=True, check=False, timeout=120, env=env)
     assert filters.returncode == 0, filters.stderr
-    assert set(json.loads(filters.stdout)) == {"grebond.fleet.peers", "grebond.fleet.nodes", "grebond.fleet.verdict"}
+    assert set(json.loads(filters.stdout)) == {"grebond.fleet.peers", "grebond.fleet.verdict"}
     role = subprocess.run([ansible("ansible-doc"), "-t", "role", "--json", "grebond.fleet.rollout"],
                           capture_output=True, text=True, check=False, timeout=120, env=env)
     assert role.returncode == 0, role.stderr
@@ -101,16 +100,25 @@ def _filters() -> dict[str, object]:
     return fleet.FilterModule().filters()  # type: ignore[no-any-return]
 
 
-def test_filters_read_the_hub_and_spokes_example() -> None:
-    model = yaml.safe_load((REPO / "examples" / "hub-spokes.yaml").read_text())
-    f = _filters()
-    assert f["nodes"](model) == ["hub", "spoke1", "spoke2"]  # type: ignore[operator]
-    assert f["peers"](model, "hub") == [  # type: ignore[operator]
+def validated(model: Path) -> dict[str, object]:
+    """What the role reads the model as: ``grebond validate --json`` on the controller."""
+    done = subprocess.run([str(BIN / "grebond"), "validate", "-c", str(model), "--json"], capture_output=True,
+                          text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_peers_are_what_grebond_validate_names() -> None:
+    hub_spokes = validated(REPO / "examples" / "hub-spokes.yaml")
+    assert hub_spokes["nodes"] == ["hub", "spoke1", "spoke2"]
+    peers = _filters()["peers"]
+    assert peers(hub_spokes, "hub") == [  # type: ignore[operator]
         {"bond": "bond1", "peer": "spoke1", "address": "10.67.1.2"},
         {"bond": "bond2", "peer": "spoke2", "address": "10.67.2.2"}]
-    assert f["peers"](model, "spoke2") == [{"bond": "bond2", "peer": "hub", "address": "10.67.2.1"}]  # type: ignore[operator]
-    seed = yaml.safe_load((REPO / "examples" / "seed.yaml").read_text())
-    assert f["peers"](seed, "r1") == [{"bond": "bond0", "peer": "r2", "address": "10.67.0.1"}]  # type: ignore[operator]
+    assert peers(hub_spokes, "spoke2") == [{"bond": "bond2", "peer": "hub", "address": "10.67.2.1"}]  # type: ignore[operator]
+    seed = validated(REPO / "examples" / "seed.yaml")
+    assert peers(seed, "r1") == [{"bond": "bond0", "peer": "r2", "address": "10.67.0.1"}]  # type: ignore[operator]
+    assert peers(seed, "nobody") == []  # type: ignore[operator]
 
 
 def test_verdict_confirms_only_when_every_try_and_ping_passed() -> None:

@@ -1,9 +1,10 @@
 # Copyright: grebond developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the rollout role needs: the model's nodes, each node's peers, and the fleet's verdict.
+"""Filters the rollout role needs: what each node pings, and the fleet's verdict.
 
-Why filters and not Jinja: the model is read once on the controller (``from_yaml``) and these
-few lines of Python are testable and readable; the same loops in Jinja are neither.
+Why filters and not Jinja: these few lines of Python are testable and readable; the same loops in
+Jinja are neither. The model is read by grebond itself (``grebond validate --json`` on the
+controller), never a second time here: its ``bonds`` name each node's bonds and their peers.
 """
 
 import time
@@ -11,44 +12,16 @@ import time
 from ansible.errors import AnsibleFilterError
 
 
-def _links(model):
-    if not isinstance(model, dict) or not isinstance(model.get("links"), dict):
-        raise AnsibleFilterError("not a grebond model: it has no 'links' mapping")
-    return model["links"]
-
-
-def _ends(link_name, link):
-    ends = link.get("ends") if isinstance(link, dict) else None
-    if not isinstance(ends, dict):
-        raise AnsibleFilterError(f"link {link_name} has no 'ends' mapping")
-    return ends
-
-
-def nodes(model):
-    """Every node (end) named in the model, in order of first appearance."""
+def peers(validated, node):
+    """One ``{bond, peer, address}`` per bond address of each peer of ``node``, from ``grebond validate --json``."""
+    bonds = validated.get("bonds") if isinstance(validated, dict) else None
+    if not isinstance(bonds, dict):
+        raise AnsibleFilterError("not the output of 'grebond validate --json' (no 'bonds'); is the controller's "
+                                 "grebond older than the collection?")
     out = []
-    for name, link in _links(model).items():
-        for node in _ends(name, link):
-            if node not in out:
-                out.append(node)
-    return out
-
-
-def peers(model, node):
-    """For each link of ``node``: the bond, the peer node and each of the peer's bond addresses (no prefix)."""
-    out = []
-    for name, link in _links(model).items():
-        ends = _ends(name, link)
-        if node not in ends:
-            continue
-        for peer, end in ends.items():
-            if peer == node:
-                continue
-            addresses = end.get("addresses") if isinstance(end, dict) else None
-            if isinstance(addresses, str):
-                addresses = [addresses]
-            for address in addresses or []:
-                out.append({"bond": name, "peer": peer, "address": str(address).partition("/")[0]})
+    for bond in bonds.get(node) or []:
+        for address in bond.get("peer_addresses") or []:
+            out.append({"bond": bond["bond"], "peer": bond["peer"], "address": str(address)})
     return out
 
 
@@ -102,4 +75,4 @@ def verdict(hostvars, hosts, deadline, margin=10):
 class FilterModule:
 
     def filters(self):
-        return {"nodes": nodes, "peers": peers, "verdict": verdict}
+        return {"peers": peers, "verdict": verdict}
