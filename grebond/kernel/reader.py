@@ -11,12 +11,14 @@ imported inside functions so nothing loads it at import time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from grebond.errors import SystemAccessError
+from grebond.kernel.wireguard import WireGuardPeer
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
 SYSFS_NET = Path("/sys/class/net")
@@ -89,6 +91,8 @@ class LinkState:
     slave: SlaveInfo | None = None
     rx_bytes: int = 0
     tx_bytes: int = 0
+    rx_packets: int = 0                 # IFLA_STATS64 like the bytes: the kernel's counters, never reset by grebond
+    tx_packets: int = 0
     features: dict[str, bool] = field(default_factory=dict)   # model.OFFLOADS, read only when asked for
 
     @property
@@ -126,6 +130,7 @@ class KernelState:
 
     links: dict[str, LinkState] = field(default_factory=dict)
     routes: dict[str, Route | None] = field(default_factory=dict)   # remote -> route (None: unreachable)
+    peers: dict[str, tuple[WireGuardPeer, ...]] = field(default_factory=dict)  # WireGuard device -> its peers, if read
 
     def link(self, name: str) -> LinkState | None:
         return self.links.get(name)
@@ -262,6 +267,8 @@ def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkS
         slave=slave,
         rx_bytes=int(stats["rx_bytes"]) if stats is not None else 0,
         tx_bytes=int(stats["tx_bytes"]) if stats is not None else 0,
+        rx_packets=int(stats["rx_packets"]) if stats is not None else 0,
+        tx_packets=int(stats["tx_packets"]) if stats is not None else 0,
     )
 
 
@@ -277,9 +284,11 @@ def _addresses(ip: Any) -> dict[int, list[str]]:
     return out
 
 
-def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> KernelState:
+def read_state(remotes: Iterable[str] = (), features: Iterable[str] = (), wireguard: bool = False) -> KernelState:
     """Every link with its addresses, plus the route to each of ``remotes``, plus the offload
-    features of the links named in ``features`` (one ioctl each: only where the model sets them).
+    features of the links named in ``features`` (one ioctl each: only where the model sets them),
+    plus, with ``wireguard``, the peers of every WireGuard device those routes leave through
+    (one generic-netlink dump each: for status and metrics, not verify).
 
     Raises SystemAccessError when netlink cannot be read.
     """
@@ -300,7 +309,12 @@ def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> Ker
         raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
     finally:
         ip.close()
-    return KernelState(links=links, routes=routes)
+    peers: dict[str, tuple[WireGuardPeer, ...]] = {}
+    if wireguard:
+        from grebond.kernel.wireguard import read_peers
+
+        peers = read_peers(sorted({r.oif for r in routes.values() if r is not None and r.wireguard and r.oif}))
+    return KernelState(links=links, routes=routes, peers=peers)
 
 
 def _add_features(links: dict[str, LinkState], names: Iterable[str]) -> None:
