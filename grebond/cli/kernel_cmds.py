@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from grebond.cli import add_config_arg, add_node_arg
+from grebond.cli import add_config_arg, add_node_arg, status_cmds
 from grebond.cli.config_cmds import load
 from grebond.errors import EXIT_DRIFT, EXIT_OK, SystemAccessError
+
+if TYPE_CHECKING:
+    from grebond.model import Config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_arg(p)
     add_node_arg(p, "every end whose bond exists on this host")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    status_cmds.add_arguments(p)
     p.set_defaults(func=cmd_status)
 
 
@@ -33,7 +38,6 @@ def _local_addresses() -> list[str]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from grebond.nodes import resolve_node
-
     from grebond.verifier import verify
 
     config = load(args)
@@ -50,11 +54,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from grebond.nodes import resolve_node
+    if status_cmds.extended(args):
+        return status_cmds.run(args, lambda: _status_nodes(args))
+    status_cmds.output_format(args)
 
     from grebond import status
     from grebond.kernel.reader import read_state
     from grebond.verifier import remotes_of
+
+    config, nodes = _status_nodes(args)
+    remotes = [r for n in nodes for r in remotes_of(config, n)]
+    bonds = status.collect(config, nodes, read_state(remotes))
+    if args.json or args.format == "json":
+        import json
+
+        print(json.dumps(status.as_dict(bonds), indent=2))
+    else:
+        for line in status.lines(bonds):
+            print(line)
+    return EXIT_OK
+
+
+def _status_nodes(args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The config, and the ends whose status to show: --node, else every end whose bond exists here."""
+    from grebond.kernel.reader import read_state
+    from grebond.nodes import resolve_node
 
     config = load(args)
     if args.node is not None:
@@ -72,14 +96,5 @@ def cmd_status(args: argparse.Namespace) -> int:
                  if any(str(t.local) in local for e in config.bonds_of(n) for t in e.tunnels)] or with_bond
         if not nodes:
             nodes = [resolve_node(config, None, _local_addresses)]
-    remotes = [r for n in nodes for r in remotes_of(config, n)]
-    bonds = status.collect(config, nodes, read_state(remotes))
-    if args.json:
-        import json
-
-        print(json.dumps(status.as_dict(bonds), indent=2))
-    else:
-        for line in status.lines(bonds):
-            print(line)
-    return EXIT_OK
+    return config, nodes
 
