@@ -73,7 +73,10 @@ def _read_pyroute2(names: list[str]) -> dict[str, tuple[WireGuardPeer, ...]]:
     from pyroute2 import NetlinkError, WireGuard
 
     out: dict[str, tuple[WireGuardPeer, ...]] = {}
-    wg = WireGuard()
+    try:
+        wg = WireGuard()
+    except NetlinkError as exc:     # no "wireguard" generic-netlink family: the module is not loaded
+        raise OSError(f"cannot open WireGuard's generic netlink: {exc}") from exc
     try:
         for name in names:
             try:
