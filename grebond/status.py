@@ -5,10 +5,11 @@ Pure over a ``KernelState`` snapshot, like the verifier, so it is testable witho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grebond.kernel.state import KernelState
+from grebond.kernel.state import KernelState, peer_for
 from grebond.model import Config
 from grebond.paths import assess, observed_paths
 
@@ -27,6 +28,20 @@ class TunnelStatus:
     tx_share: float                 # of the bond's tunnels' total, 0..1
     rx_share: float
     mtu: int | None
+    tx_packets: int = 0
+    rx_packets: int = 0
+    kind: str | None = None         # gretap | ip6gretap, as the kernel has it
+    local: str = ""
+    remote: str = ""
+    underlay_kind: str | None = None  # the underlay device's kind: wireguard, veth... (None: physical or no route)
+    handshake: int | None = None    # latest handshake of the WireGuard peer carrying the path, Unix time, 0 never;
+                                    # None: not over WireGuard, or its peers were not read
+    rtt_ms: float | None = None     # the path's ICMP echo RTT, when it was measured
+
+    @property
+    def up(self) -> bool:
+        """Up as the bond's monitor sees it (MII or ARP): enslaved and 'up' (not fail, down or back)."""
+        return self.slave_state is not None and self.monitor_status == "up"
 
 
 @dataclass(frozen=True)
@@ -43,8 +58,12 @@ class BondStatus:
     warnings: list[str] = field(default_factory=list)   # the path rules' findings: shared paths, no route...
 
 
-def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondStatus]:
-    """The status of every bond the config gives ``nodes`` (bonds absent here are listed as absent)."""
+def collect(config: Config, nodes: list[str], state: KernelState,
+            rtts: Mapping[tuple[str, str], float | None] | None = None) -> list[BondStatus]:
+    """The status of every bond the config gives ``nodes`` (bonds absent here are listed as absent).
+
+    ``rtts``: measured path RTTs in ms by (local, remote), as ``grebond.kernel.echo.echo_rtts`` keys them.
+    """
     out = []
     for node in nodes:
         for end in config.bonds_of(node):
@@ -60,6 +79,8 @@ def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondSt
                 remote = link.tunnel.remote if link is not None and link.tunnel else str(t.remote)
                 local = link.tunnel.local if link is not None and link.tunnel else str(t.local)
                 slave = link.slave if link is not None and link.master == end.name else None
+                peers = state.peers.get(dev) if dev is not None else None
+                peer = peer_for(peers, str(t.remote)) if peers is not None else None
                 rows.append(TunnelStatus(
                     name=t.name, path=f"{local} -> {remote} via {dev or 'no route'}", underlay=dev,
                     present=link is not None,
@@ -69,7 +90,12 @@ def collect(config: Config, nodes: list[str], state: KernelState) -> list[BondSt
                     tx_bytes=link.tx_bytes if link else 0, rx_bytes=link.rx_bytes if link else 0,
                     tx_share=(link.tx_bytes / tx_total) if link else 0.0,
                     rx_share=(link.rx_bytes / rx_total) if link else 0.0,
-                    mtu=link.mtu if link else None))
+                    mtu=link.mtu if link else None,
+                    tx_packets=link.tx_packets if link else 0, rx_packets=link.rx_packets if link else 0,
+                    kind=link.kind if link else None, local=local, remote=remote,
+                    underlay_kind=route.oif_kind if route is not None else None,
+                    handshake=(peer.latest_handshake if peer is not None else 0) if peers is not None else None,
+                    rtt_ms=(rtts or {}).get((str(t.local), str(t.remote)))))
             out.append(BondStatus(
                 node=node, name=end.name, present=bond is not None,
                 mode=info.mode if info else None, monitor=_monitor(info), state=bond.state if bond else "absent",
@@ -110,6 +136,6 @@ def lines(bonds: list[BondStatus]) -> list[str]:
                 continue
             out.append(f"  {t.name:<10} {t.path:<40} {t.slave_state or 'no':<8} {t.monitor_status or '-':<8} "
                        f"{t.link_failures:>5} {t.tx_bytes:>12} {t.tx_share:>5.0%} {t.rx_bytes:>12} "
-                       f"{t.rx_share:>5.0%} {t.mtu:>5}")
+                       f"{t.rx_share:>5.0%} {t.mtu:>5}" + (f"  rtt {t.rtt_ms:.1f} ms" if t.rtt_ms is not None else ""))
         out += [f"  {w}" for w in b.warnings]
     return out

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from grebond.cli import add_config_arg, add_node_arg
+from grebond.cli import add_config_arg, add_node_arg, status_cmds
 from grebond.cli.config_cmds import load
 from grebond.errors import EXIT_DEGRADED, EXIT_DRIFT, EXIT_OK, SystemAccessError
 from grebond.kernel import modules
+
+if TYPE_CHECKING:
+    from grebond.model import Config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_arg(p)
     add_node_arg(p, "every end whose bond exists on this host, else the end whose underlay addresses are here")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    status_cmds.add_arguments(p)
     p.set_defaults(func=cmd_status)
 
 
@@ -56,38 +61,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if status_cmds.extended(args):
+        return status_cmds.run(args, lambda: _status_nodes(args))
+    status_cmds.output_format(args)
+
     from grebond import pending, status
     from grebond.kernel.reader import read_state
-    from grebond.nodes import resolve_node
     from grebond.verifier import remotes_of
 
-    config = load(args)
-    if args.node is not None:
-        nodes = [resolve_node(config, args.node)]
-    else:
-        # every end whose bond exists here (both ends may live on one lab host, in one namespace)
-        try:
-            present = set(read_state().links)
-        except OSError as exc:
-            raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
-        with_bond = [n for n in config.nodes if any(e.name in present for e in config.bonds_of(n))]
-        # both ends usually name the bond alike: keep the ends whose underlay addresses are here
-        local = {a.split("%")[0] for a in _local_addresses()}
-        nodes = [n for n in with_bond
-                 if any(str(t.local) in local for e in config.bonds_of(n) for t in e.tunnels)] or with_bond
-        if not nodes:
-            # no bond of the config here: the end whose underlay is here, shown as absent; else say so
-            mine = [n for n in config.nodes if any(str(t.local) in local for e in config.bonds_of(n)
-                                                   for t in e.tunnels)]
-            if len(mine) != 1:
-                print(f"none of the bonds of {args.config} exists on this host (nodes {', '.join(config.nodes)}); "
-                      "run 'grebond apply', or name an end with --node")
-                return EXIT_OK
-            nodes = mine
+    config, nodes = _status_nodes(args)
+    if not nodes:
+        print(f"none of the bonds of {args.config} exists on this host (nodes {', '.join(config.nodes)}); "
+              "run 'grebond apply', or name an end with --node")
+        return EXIT_OK
     remotes = [r for n in nodes for r in remotes_of(config, n)]
     bonds = status.collect(config, nodes, read_state(remotes))
     try_ = pending.load()
-    if args.json:
+    if args.json or args.format == "json":
         import json
 
         rows = status.as_dict(bonds)
@@ -102,4 +92,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         for line in status.lines(bonds):
             print(line)
     return EXIT_OK
+
+
+def _status_nodes(args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The config, and the ends whose status to show: --node, else every end whose bond exists here,
+    else the one end whose underlay is here (its bond shown absent); none when that is ambiguous."""
+    from grebond.kernel.reader import read_state
+    from grebond.nodes import resolve_node
+
+    config = load(args)
+    if args.node is not None:
+        return config, [resolve_node(config, args.node)]
+    # every end whose bond exists here (both ends may live on one lab host, in one namespace)
+    try:
+        present = set(read_state().links)
+    except OSError as exc:
+        raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
+    with_bond = [n for n in config.nodes if any(e.name in present for e in config.bonds_of(n))]
+    # both ends usually name the bond alike: keep the ends whose underlay addresses are here
+    local = {a.split("%")[0] for a in _local_addresses()}
+    nodes = [n for n in with_bond
+             if any(str(t.local) in local for e in config.bonds_of(n) for t in e.tunnels)] or with_bond
+    if not nodes:
+        mine = [n for n in config.nodes if any(str(t.local) in local for e in config.bonds_of(n)
+                                               for t in e.tunnels)]
+        nodes = mine if len(mine) == 1 else []
+    return config, nodes
 

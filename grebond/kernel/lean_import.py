@@ -12,11 +12,12 @@ this, grebond's or anyone's, sees the same package either way.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
 import types
-from typing import Any
+from typing import Any, cast
 
 # name -> the submodule that defines it, in every pyroute2 grebond supports (0.7.2 to 0.9.x)
 HOMES = {
@@ -26,13 +27,40 @@ HOMES = {
 }
 
 
+class _Finder:   # a meta path finder by protocol: importlib.abc costs 10 ms to import
+    """Answers the first ``import pyroute2`` with the stand-in, then steps aside."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "pyroute2":
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            return None                 # not installed: the import error comes where it is used
+        return importlib.util.spec_from_loader("pyroute2", cast(Any, _Loader(spec)), is_package=True)
+
+
+class _Loader:
+    def __init__(self, real: importlib.machinery.ModuleSpec) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return _stand_in(self.real)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass                            # the stand-in is complete; the real __init__ runs only on demand
+
+
 def install() -> None:
-    """Make ``pyroute2`` the lazy stand-in, unless it is imported already (then nothing to gain)."""
+    """Make the next ``import pyroute2`` give the lazy stand-in; nothing is imported until then."""
     if "pyroute2" in sys.modules or os.environ.get("GREBOND_FULL_PYROUTE2"):
         return
-    spec = importlib.util.find_spec("pyroute2")
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-        return                          # not installed: the import error comes where it is used
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+
+
+def _stand_in(spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    assert spec.loader is not None and spec.submodule_search_locations is not None
     package = types.ModuleType("pyroute2")
     package.__spec__ = spec
     package.__file__ = spec.origin
@@ -61,4 +89,4 @@ def install() -> None:
             raise AttributeError(f"module 'pyroute2' has no attribute {name!r}") from None
 
     package.__getattr__ = getattr_  # type: ignore[method-assign]
-    sys.modules["pyroute2"] = package
+    return package

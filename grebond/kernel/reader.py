@@ -135,6 +135,8 @@ def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkS
         slave=slave,
         rx_bytes=int(stats["rx_bytes"]) if stats is not None else 0,
         tx_bytes=int(stats["tx_bytes"]) if stats is not None else 0,
+        rx_packets=int(stats["rx_packets"]) if stats is not None else 0,
+        tx_packets=int(stats["tx_packets"]) if stats is not None else 0,
     )
 
 
@@ -150,9 +152,11 @@ def _addresses(ip: Any) -> dict[int, list[str]]:
     return out
 
 
-def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> KernelState:
+def read_state(remotes: Iterable[str] = (), features: Iterable[str] = (), wireguard: bool = False) -> KernelState:
     """Every link with its addresses, plus the route to each of ``remotes``, plus the offload
-    features of the links named in ``features`` (one ioctl each: only where the model sets them).
+    features of the links named in ``features`` (one ioctl each: only where the model sets them),
+    plus, with ``wireguard``, the peers of every WireGuard device those routes leave through
+    (one generic-netlink dump each: for status and metrics, not verify).
 
     Raises SystemAccessError when netlink cannot be read.
     """
@@ -160,9 +164,15 @@ def read_state(remotes: Iterable[str] = (), features: Iterable[str] = ()) -> Ker
 
     try:
         with ipr() as ip:
-            return _read(ip, remotes, features)
+            state = _read(ip, remotes, features)
     except NetlinkError as exc:
         raise SystemAccessError(f"cannot read the kernel: {exc}") from exc
+    if wireguard:
+        from grebond.kernel.wireguard import read_peers
+
+        state = replace(state, peers=read_peers(sorted({r.oif for r in state.routes.values()
+                                                       if r is not None and r.wireguard and r.oif})))
+    return state
 
 
 def _read(ip: Any, remotes: Iterable[str], features: Iterable[str]) -> KernelState:

@@ -7,7 +7,9 @@ snapshot can be written to disk and read back (a pending ``grebond try`` keeps t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 IFF_UP = 0x1
@@ -74,6 +76,8 @@ class LinkState:
     slave: SlaveInfo | None = None
     rx_bytes: int = 0
     tx_bytes: int = 0
+    rx_packets: int = 0                 # IFLA_STATS64 like the bytes: the kernel's counters, never reset by grebond
+    tx_packets: int = 0
     features: dict[str, bool] = field(default_factory=dict)   # model.OFFLOADS, read only when asked for
 
     @property
@@ -106,11 +110,42 @@ class Route:
 
 
 @dataclass(frozen=True)
+class WireGuardPeer:
+    """One peer of a WireGuard device, as the kernel holds it."""
+
+    public_key: str
+    allowed_ips: tuple[str, ...]        # "10.65.0.6/32", the destinations WireGuard sends to this peer
+    latest_handshake: int               # Unix time (CLOCK_REALTIME) in seconds; 0: never
+    endpoint: str | None = None         # "172.30.1.2:51821"
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+
+
+def peer_for(peers: Iterable[WireGuardPeer], remote: str) -> WireGuardPeer | None:
+    """The peer WireGuard sends ``remote``'s packets to: the longest allowed-ips match (cryptokey routing).
+
+    None when no peer's allowed-ips contain it: WireGuard then drops the packets, so no peer carries the path.
+    """
+    addr = ip_address(remote)
+    best: tuple[int, WireGuardPeer] | None = None
+    for peer in peers:
+        for net in peer.allowed_ips:
+            try:
+                network = ip_network(net, strict=False)
+            except ValueError:
+                continue
+            if network.version == addr.version and addr in network and (best is None or network.prefixlen > best[0]):
+                best = (network.prefixlen, peer)
+    return best[1] if best else None
+
+
+@dataclass(frozen=True)
 class KernelState:
     """A snapshot of the links (by name) and of the routes looked up for tunnel remotes."""
 
     links: dict[str, LinkState] = field(default_factory=dict)
     routes: dict[str, Route | None] = field(default_factory=dict)   # remote -> route (None: unreachable)
+    peers: dict[str, tuple[WireGuardPeer, ...]] = field(default_factory=dict)  # WireGuard device -> its peers, if read
 
     def link(self, name: str) -> LinkState | None:
         return self.links.get(name)
