@@ -152,7 +152,7 @@ def node_exporter(lab: Lab, tmp_path: Path) -> Iterator[Path]:
     textfile = tmp_path / "textfile"
     textfile.mkdir()
     log = (tmp_path / "node_exporter.log").open("wb")
-    lab.spawn("r2", NODE_EXPORTER, "--collector.disable-defaults", "--collector.textfile", "--collector.bonding",
+    lab.spawn("r2", str(NODE_EXPORTER), "--collector.disable-defaults", "--collector.textfile", "--collector.bonding",
               f"--collector.textfile.directory={textfile}", f"--web.listen-address=127.0.0.1:{PORT}",
               stdout=log, stderr=log)
 
