@@ -25,11 +25,13 @@ try:
 except NetlinkError as exc:
     assert exc.code == 19
 import pyroute2
-from pyroute2.config.version import __version__ as real
-assert pyroute2.__version__ == real, pyroute2.__version__     # any other name: the real package, loaded now
+assert "pyroute2.ndb.main" not in sys.modules
+version = pyroute2.__version__          # any other name: the real package's __init__, loaded now
+assert "pyroute2.ndb.main" in sys.modules, "the real __init__ did not run"
 from pyroute2 import NDB, IPRoute as again
 assert again is IPRoute and NDB.__module__ == "pyroute2.ndb.main"
-print(real)
+import importlib.metadata
+print(importlib.metadata.version("pyroute2"), version)
 """
 
 
