@@ -106,6 +106,7 @@ def roll_back(reason: str, pending_id: str | None = None) -> tuple[Pending, str,
     with exclusive(wait_s=60.0):
         pending = _pending("roll back", pending_id)
         backend, ctx = _rebuild(pending)
+        started = time.monotonic()
         try:
             note = backend.restore(ctx, backend.snapshot_from_json(pending.snapshot))
         except GrebondError as exc:
@@ -114,6 +115,7 @@ def roll_back(reason: str, pending_id: str | None = None) -> tuple[Pending, str,
             note = f"rolling back failed: {type(exc).__name__}: {exc}"
         outcome = f"rolled back ({reason}): {note}"
         clear(outcome)
+        _guardian_log(f"try {pending.id}: the previous state is back after {time.monotonic() - started:.1f} s; verifying it")
         report = _verify_previous(pending, ctx)
         if report is not None:
             outcome += "; the previous model verifies" if report.ok else (
@@ -230,7 +232,9 @@ def guard(pending_id: str) -> int:
     It writes what it does to guardian.log in the state directory (its stdout), with the time."""
     from grebond.kernel.echo import echo_rtts  # the guardian alone sends echo requests
 
+    _LOGGING["on"] = True
     _log(f"guarding try {pending_id}")
+    _warm_up(pending_id)
     last_ping = 0.0
     while True:
         try:
@@ -263,6 +267,39 @@ def guard(pending_id: str) -> int:
                 _log(f"try {pending_id} confirmed: {', '.join(pending.ping)} answered across the bond")
                 return 0
         time.sleep(GUARD_POLL_S)
+
+
+def _warm_up(pending_id: str) -> None:
+    """Import now what the rollback will run, so that at the deadline only the work itself is left:
+    a cold interpreter spends seconds importing the backend, pyroute2 and the verifier on a slow
+    router (and in the lab's emulated VM), all of which would otherwise delay the rollback.
+    A SIGTERM (systemctl stop, a test's clean-up) first writes where the guardian was to its log."""
+    import faulthandler
+    import importlib
+    import signal
+
+    faulthandler.register(signal.SIGTERM, file=sys.stdout, all_threads=True, chain=True)
+    try:
+        pending = load()
+        if pending is None or pending.id != pending_id:
+            return
+        backend, _ctx = _rebuild(pending)
+        backend.snapshot_from_json(pending.snapshot)
+        for module in ("grebond.kernel.reader", "grebond.kernel.execute", "grebond.kernel.netlink", "pyroute2"):
+            importlib.import_module(module)
+        from pyroute2 import IPRoute  # noqa: F401  (the lean stand-in loads it on first use)
+        if pending.backend == "networkmanager":
+            importlib.import_module("dbus_next.aio")
+    except (GrebondError, ImportError) as exc:
+        _log(f"warming up for the rollback: {exc} (the rollback will try anyway)")
+
+
+_LOGGING = {"on": False}    # only the guardian writes log lines (its stdout is guardian.log)
+
+
+def _guardian_log(line: str) -> None:
+    if _LOGGING["on"]:
+        _log(line)
 
 
 def _log(line: str) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,8 +39,11 @@ def state_dir(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
     except (OSError, ValueError):
         return
     if guardian.startswith("pid:"):
-        try:
-            os.kill(int(guardian.removeprefix("pid:")), signal.SIGKILL)
+        pid = int(guardian.removeprefix("pid:"))
+        try:      # SIGTERM first: the guardian writes where it was to guardian.log (faulthandler)
+            os.kill(pid, signal.SIGTERM)
+            time.sleep(0.5)
+            os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
             pass
 
