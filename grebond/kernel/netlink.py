@@ -1,5 +1,5 @@
 """The one way grebond opens netlink (pyroute2's sync ``IPRoute``), and the few link operations
-several layers need (exists, delete, enslave).
+several layers need (exists, delete, set a MAC, enslave).
 
 Only modules under ``grebond.kernel`` import pyroute2, and only inside functions, so the
 renderers and ``grebond --help`` never load it. The sync API behaves the same in Debian's
@@ -94,6 +94,22 @@ def delete_links(names: Iterable[str]) -> list[str]:
                 raise netlink_error(f"cannot delete {name}", exc) from exc
             deleted.append(name)
     return deleted
+
+
+def set_mac(name: str, mac: str) -> None:
+    """Give link ``name`` the address ``mac``. The kernel then marks it NET_ADDR_SET, so a bond that
+    gets its first slave afterwards keeps it instead of taking the slave's (``bond_enslave`` does so
+    only while the bond's address is NET_ADDR_RANDOM)."""
+    from pyroute2 import NetlinkError
+
+    with ipr() as ip:
+        index = index_of(ip, name)
+        if index is None:
+            raise SystemAccessError(f"cannot set the MAC of {name}: no such interface")
+        try:
+            ip.link("set", index=index, address=mac)
+        except NetlinkError as exc:
+            raise netlink_error(f"cannot set {name} mac {mac}", exc) from exc
 
 
 def enslave(bond: str, slaves: Sequence[str]) -> None:

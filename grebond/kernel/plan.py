@@ -11,9 +11,11 @@ The order, and why:
 2. The bond: created with its fixed MAC and MTU before any slave (or it takes the first slave's
    MAC and the peer's ARP cache goes stale); recreated when its mode differs (the mode can only
    change with no slaves and the bond down); otherwise each option is set in place.
-3. Slaves: extras released, ours enslaved (down first: the kernel refuses an up device). A bond
-   pushes its MTU onto a slave when it enslaves it and whenever its own MTU changes, so a
-   tunnel's MTU is set only when neither happens.
+3. Slaves: extras released, ours enslaved (down first: the kernel refuses an up device). When
+   the recreates and releases leave the bond with no slave, the kernel gives it a random MAC and
+   the first slave enslaved next would hand it its own, so the MAC is set again in between
+   (issue 22). A bond pushes its MTU onto a slave when it enslaves it and whenever its own MTU
+   changes, so a tunnel's MTU is set only when neither happens.
 4. ``primary`` once its tunnel is a slave; addresses (IPv6 without DAD: the peer is the only
    other host); offloads; the bond up.
 Operations that creating a device implies are carried out but not reported (``shown=False``).
@@ -136,12 +138,16 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
         old = link.bond.mode if link.bond is not None else link.kind
         ops.append(Op("recreate-bond", bond.name, (("mode", old, bond.mode.value),)))
     bond_mtu_changes = False
+    # every slave the bond has goes (recreated or released): the kernel then randomises its MAC
+    wanted = {t.name for t in bond.tunnels}
+    staying = [s for s in state.slaves_of(bond.name) if s.name in wanted and s.name not in created]
+    loses_all = not fresh and not staying and bool(state.slaves_of(bond.name))
     if fresh:
         if "arp_missed_max" in expected:
             ops.append(Op("set", bond.name, (("arp_missed_max", None, expected["arp_missed_max"]),), shown=False))
     else:
         assert link is not None and link.bond is not None
-        if (link.mac or "").lower() != bond.mac.lower():
+        if (link.mac or "").lower() != bond.mac.lower() and not loses_all:
             ops.append(Op("set", bond.name, (("mac", link.mac, bond.mac),)))
         if link.mtu != bond.mtu:
             ops.append(Op("set", bond.name, (("mtu", link.mtu, bond.mtu),)))
@@ -154,11 +160,15 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
             ops.append(Op("set", bond.name, (("arp_missed_max", link.bond.arp_missed_max, expected["arp_missed_max"]),)))
 
     # 3. slaves
-    wanted = {t.name for t in bond.tunnels}
     if not fresh:
         for slave in state.slaves_of(bond.name):
             if slave.name not in wanted:
                 ops.append(Op("release", slave.name, (("master", bond.name, None),)))
+    if loses_all:
+        assert link is not None
+        # after the last slave went and before the first comes: NET_ADDR_SET, which no slave replaces
+        before = link.mac if (link.mac or "").lower() != bond.mac.lower() else "random"
+        ops.append(Op("set", bond.name, (("mac", before, bond.mac),)))
     for t in bond.tunnels:
         tl = state.link(t.name)
         if fresh or t.name in created or tl is None or tl.master != bond.name:

@@ -96,6 +96,47 @@ def test_wrong_mac_and_addresses_are_repaired() -> None:
                                            "added address 10.67.0.1/24 to bond0"]
 
 
+def swapped(state: KernelState) -> KernelState:
+    """gre1's remote is gre2's and vice versa: every tunnel of bond0 differs from the model."""
+    gre1, gre2 = state.links["gre1"].tunnel, state.links["gre2"].tunnel
+    assert gre1 is not None and gre2 is not None
+    state = with_link(state, "gre1", tunnel=dataclasses.replace(gre1, remote=gre2.remote))
+    return with_link(state, "gre2", tunnel=dataclasses.replace(gre2, remote=gre1.remote))
+
+
+def test_recreating_every_slave_sets_the_mac_again_before_the_first_enslave() -> None:
+    # issue 22: deleting the bond's last slave gives it a random MAC, which the first slave enslaved
+    # next would replace with its own; the snapshot's MAC (read before) is the model's
+    bond, state = seed_bond()
+    ops = plan_ops(bond, swapped(state))
+    assert [(op.action, op.target) for op in ops] == [
+        ("recreate-tunnel", "gre1"), ("recreate-tunnel", "gre2"), ("set", "bond0"),
+        ("enslave", "gre1"), ("enslave", "gre2")]
+    assert shown(ops) == ["recreated gre1 (remote changed)", "recreated gre2 (remote changed)",
+                          f"set bond0 mac {bond.mac}", "enslaved gre1 to bond0", "enslaved gre2 to bond0"]
+    assert ops[2].diff() == [f"bond0 mac: random -> {bond.mac}"]
+    # a MAC that had drifted as well is set once, after the slaves went
+    ops = plan_ops(bond, with_link(swapped(state), "bond0", mac="fa:2f:47:ea:53:8c"))
+    macs = [i for i, op in enumerate(ops) if op.action == "set" and op.fields[0][0] == "mac"]
+    assert macs == [2] and ops[2].diff() == [f"bond0 mac: fa:2f:47:ea:53:8c -> {bond.mac}"]
+
+
+def test_releasing_the_last_slave_that_stays_sets_the_mac_again() -> None:
+    bond, state = seed_bond()
+    gre9 = dataclasses.replace(state.links["gre1"], index=99, name="gre9")
+    gre2 = state.links["gre2"]
+    assert gre2.tunnel is not None
+    state = with_link(state, "gre1", master=None)
+    state = with_link(state, "gre2", tunnel=dataclasses.replace(gre2.tunnel, remote="10.65.0.99"))
+    state = KernelState(links={**state.links, "gre9": gre9}, routes=state.routes)
+    actions = [(op.action, op.target) for op in plan_ops(bond, state)]
+    assert actions.index(("set", "bond0")) > actions.index(("release", "gre9"))
+    assert actions.index(("set", "bond0")) < actions.index(("enslave", "gre1"))
+    # one slave that stays keeps the bond's MAC: nothing to set
+    kept = plan_ops(bond, with_link(state, "gre1", master="bond0"))
+    assert ("set", "bond0") not in [(op.action, op.target) for op in kept]
+
+
 def test_offloads_set_only_where_they_differ() -> None:
     bond, state = seed_bond("    offloads: off\n")
     assert plan_ops(bond, state) == []                       # the matching state has them off

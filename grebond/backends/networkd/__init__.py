@@ -5,10 +5,14 @@ running system networkd 252 is not enough (lab-facts.md, "systemd-networkd 252")
 - ``networkctl reload`` never changes an existing netdev, and a removed .netdev leaves its
   link behind;
 - after ``ip link del bond0`` + reload, the bond comes back but its gretaps are not re-attached;
-- recreated gretaps stay down and unenslaved, and ``networkctl reconfigure`` does not help.
+- recreated gretaps stay down and unenslaved, and ``networkctl reconfigure`` does not help;
+- ``MACAddress=`` is used only when networkd creates the netdev: an existing bond keeps whatever
+  MAC the kernel gave it.
 So ``change`` deletes every link whose .netdev changed (or that exists without having come from
 grebond's file), lets networkd recreate it from the new file on reload, and then enslaves over
-netlink what networkd left alone (down, master, up). Offloads live in .link files, which udev
+netlink what networkd left alone (down, master, up). A bond that is not recreated gets its
+.netdev's MAC over netlink, after the deletes and before the reload, where the kernel's differs or
+the deletes take every slave it has (``Plan.macs``, issue 22). Offloads live in .link files, which udev
 applies only when a device appears: udev is told to reload them before networkd creates
 anything, and the features of devices that already exist are set here (ethtool ioctl), as the
 .link files will at the next boot. The same steps run on systemd >= 257: the kernel refuses
@@ -26,12 +30,12 @@ from typing import Any
 
 from grebond.backends.base import Availability, Backend, Context, Snapshot
 from grebond.backends.networkd import daemon
-from grebond.backends.networkd.files import SEARCH_DIRS, read_files, shadowing
+from grebond.backends.networkd.files import SEARCH_DIRS, FileSet, read_files, shadowing
 from grebond.changes import Changes
 from grebond.errors import GrebondError, SystemAccessError
 from grebond.files import is_generated, under_root
 from grebond.kernel.ethtool import converge_offloads
-from grebond.kernel.netlink import delete_links, enslave
+from grebond.kernel.netlink import delete_links, enslave, set_mac
 from grebond.kernel.reader import read_state
 from grebond.kernel.state import KernelState
 from grebond.managed import ManagedDirectory
@@ -51,11 +55,13 @@ class Plan:
     recreate: list[str]              # of those, the ones networkd will create again
     bonds: dict[str, list[str]]      # bond -> its tunnels, for enslaving after reload
     missing: list[str] = field(default_factory=list)   # desired links absent although the files are there
+    macs: dict[str, str] = field(default_factory=dict)  # bond -> the MAC to set over netlink after the deletes
 
     @property
     def empty(self) -> bool:
         """Nothing to write, delete or create. A missing link needs a reload even when every file is
-        already as desired (an apply killed after writing, or someone ran ``ip link del``)."""
+        already as desired (an apply killed after writing, or someone ran ``ip link del``). A MAC
+        to set alone needs no reload."""
         return not (self.write or self.remove or self.delete_links or self.missing)
 
 
@@ -86,7 +92,28 @@ def plan(current: dict[str, bytes], desired: dict[str, bytes], state: KernelStat
     order = sorted(set(recreate) | set(gone), key=lambda x: (x not in new.bonds and not old.is_bond(x), x))
     return Plan(write={n: c for n, c in desired.items() if current.get(n) != c},
                 remove=sorted(set(current) - set(desired)), delete_links=order, recreate=sorted(recreate),
-                bonds=new.bonds, missing=sorted(missing))
+                bonds=new.bonds, missing=sorted(missing), macs=_macs_to_set(new, state, set(order)))
+
+
+def _macs_to_set(new: FileSet, state: KernelState, deleting: set[str]) -> dict[str, str]:
+    """Bonds that stay (not deleted) whose MAC must be set over netlink: the kernel's differs from
+    the .netdev's, or ``deleting`` takes every slave the bond has. Pure.
+
+    Why (issue 22): when a bond's last slave goes, the kernel gives it a random MAC
+    (``__bond_release_one``), and the next first slave hands the bond its own (``bond_enslave``,
+    NET_ADDR_RANDOM -> STOLEN). New endpoints for every tunnel of a bond whose .netdev is unchanged
+    do exactly that, networkd uses MACAddress= only when it creates the bond, and nothing else puts
+    the MAC back. Set after the deletes and before anything is enslaved, it is NET_ADDR_SET, which
+    no slave replaces. A bond that is deleted is created by networkd with MACAddress= itself."""
+    out: dict[str, str] = {}
+    for bond, mac in sorted(new.macs.items()):
+        link = state.link(bond)
+        if link is None or link.kind != "bond" or bond in deleting:
+            continue
+        slaves = {s.name for s in state.slaves_of(bond)}
+        if (link.mac or "").lower() != mac or (slaves and slaves <= deleting):
+            out[bond] = mac
+    return out
 
 
 @dataclass
@@ -184,6 +211,7 @@ class NetworkdBackend(Backend):
         changes = directory.sync(desired, dry_run=True)
         changes.recreated = list(steps.recreate)
         changes.actions += [f"delete link {n}" for n in steps.delete_links if n not in steps.recreate]
+        changes.actions += [f"set {b} mac {m}" for b, m in steps.macs.items()]
         if not steps.empty:
             changes.actions.append("reload systemd-networkd (networkctl reload)")
         if steps.bonds and desired:
@@ -199,11 +227,14 @@ class NetworkdBackend(Backend):
         if steps.empty:
             changes = directory.sync(desired)     # nothing differs; still reports unchanged files
             if desired:
+                changes.actions += self._set_macs(steps.macs)   # heal a bond whose MAC drifted
                 self._enslave(steps.bonds)        # heal a slave someone released by hand
                 changes.actions += converge_offloads(wanted.offloads).values()   # or offloads set by hand
             return changes
         deleted = delete_links(steps.delete_links)
+        macs = self._set_macs(steps.macs)         # before networkd or _enslave attaches a tunnel
         changes = directory.sync(desired)
+        changes.actions += macs
         changes.recreated = [n for n in steps.recreate if n in deleted]
         changes.actions += [f"deleted link {n}" for n in deleted if n not in steps.recreate]
         if any(n.endswith(".link") for n in [*steps.write, *steps.remove]):
@@ -216,6 +247,11 @@ class NetworkdBackend(Backend):
             changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
             changes.actions += converge_offloads(wanted.offloads).values()
         return changes
+
+    def _set_macs(self, macs: dict[str, str]) -> list[str]:
+        for bond, mac in macs.items():
+            set_mac(bond, mac)
+        return [f"set {b} mac {m}" for b, m in macs.items()]
 
     def _enslave(self, bonds: dict[str, list[str]]) -> list[str]:
         """Attach each tunnel networkd left unenslaved (it never re-attaches after a recreate on 252)."""

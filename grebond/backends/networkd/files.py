@@ -26,6 +26,7 @@ class FileSet:
     netdevs: dict[str, Netdev] = field(default_factory=dict)      # file name -> what it makes
     bonds: dict[str, list[str]] = field(default_factory=dict)     # bond -> its tunnels (from the .network files)
     offloads: dict[str, bool] = field(default_factory=dict)       # interface -> offloads on/off (.link files)
+    macs: dict[str, str] = field(default_factory=dict)            # bond -> its MACAddress= (lower case)
 
     def is_bond(self, name: str) -> bool:
         return any(nd.name == name and nd.kind == "bond" for nd in self.netdevs.values())
@@ -44,6 +45,9 @@ def read_files(files: dict[str, bytes]) -> FileSet:
             ifname, kind = netdev.get("Name", [""])[-1], netdev.get("Kind", [""])[-1]
             if ifname:
                 out.netdevs[name] = Netdev(ifname, kind, sections)
+                mac = netdev.get("MACAddress", [""])[-1].lower()
+                if kind == "bond" and mac and mac != "none":
+                    out.macs[ifname] = mac
         elif name.endswith(".network"):
             bond = sections.get("Network", {}).get("Bond", [""])[-1]
             match = sections.get("Match", {}).get("Name", [""])[-1]
