@@ -121,13 +121,20 @@ class Controller:
         (self.work / "vars.json").write_text(json.dumps(variables))
         record = self.work / f"record-{self.plays}.json"
         env = {**self.env(), "GREBOND_FLEET_RECORD": str(record)}
+        # the play's output goes straight to a file the host sees (beside the lab's console log), so a
+        # play that hangs still shows how far it got
+        report = os.environ.get("GREBOND_LAB_REPORT")
+        logs = Path(report).parent / "fleet" if report else self.work
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"play-{self.plays}.log"
         started = time.monotonic()
-        done = self._run([ansible_bin("ansible-playbook"), "-i", "inventory.ini", "-e", "@vars.json",
-                          "grebond.fleet.rollout", *args], env=env)
-        play = Play(done.returncode, time.monotonic() - started, done.stdout + done.stderr)
+        with log.open("w") as out:
+            done = subprocess.run([ansible_bin("ansible-playbook"), "-v", "-i", "inventory.ini", "-e", "@vars.json",
+                                   "grebond.fleet.rollout", *args], stdout=out, stderr=subprocess.STDOUT,
+                                  text=True, check=False, timeout=900, cwd=self.work, env=env)
+        play = Play(done.returncode, time.monotonic() - started, log.read_text())
         if record.exists():
             play.record = json.loads(record.read_text())
-        (self.work / f"play-{self.plays}.log").write_text(play.output)
         print(f"play {self.plays} {' '.join(args)} {extra}: exit {play.rc} in {play.seconds:.1f} s")
         return play
 
