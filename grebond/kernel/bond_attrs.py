@@ -92,9 +92,8 @@ def _nlas(data: bytes) -> Iterator[tuple[int, bytes]]:
 def normalise_ns_targets(targets: Iterable[str | IPv6Address]) -> tuple[str, ...]:
     """Compressed IPv6 addresses; ValueError for what the kernel would refuse (bond_is_ip6_target_ok).
 
-    Link-local addresses are accepted (Linux >= 5.19 and the 6.1 stable series, commit
-    5e1eeef69c0f); the unspecified, loopback and multicast addresses, duplicates and more than
-    16 are not.
+    The kernel takes link-local targets since 5.19 (commit 5e1eeef69c0f; so 6.1 and 6.12 do);
+    it refuses the unspecified, loopback and multicast addresses, duplicates and more than 16.
     """
     out: list[str] = []
     for target in targets:

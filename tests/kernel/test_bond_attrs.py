@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from needs import need
 
+from grebond.errors import SystemAccessError
 from grebond.kernel import bond_attrs as ba
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,3 +228,14 @@ def test_pyroute2_decodes_around_the_two_attributes_and_still_lacks_them(version
     assert (ours["name"], ours["kind"], ours["names"]) == ("bond0", "bond", ["UNKNOWN", "UNKNOWN"])
     # pyroute2 drops bond_missed_max= and bond_ns_ip6_target= without a word: 1 mode, 7 arp_interval only
     assert got["pyroute2_sends"] == [1, 7]
+
+
+# ------------------------------------------------------------- this host's netlink, read only
+
+def test_reading_a_link_that_is_no_bond_or_none_says_so() -> None:
+    """Real RTM_GETLINK round trips on this host (no privilege needed, nothing changed)."""
+    with pytest.raises(SystemAccessError, match=r"^cannot read bond lo: it is not a bond$"):
+        ba.read_bond_attrs("lo")
+    with pytest.raises(SystemAccessError, match=r"^cannot read bond gblnone0: No such device \(no such interface\)$"):
+        ba.read_bond_attrs("gblnone0")
+    assert "lo" not in ba.read_bond_attrs()
