@@ -30,13 +30,15 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataplane as dp
+
 from lab.topology import SEED_V6, Lab, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BOND = "bond0"
 MTU = 1362                      # 1500 - 80 (WireGuard over IPv6) - 58 (ip6gretap, encaplimit none)
@@ -45,6 +47,10 @@ V6 = {"r2": "fd67::1", "r1": "fd67::2"}
 V4 = {"r2": "10.67.0.1", "r1": "10.67.0.2"}
 LL = {"r2": "fe80::1", "r1": "fe80::2"}               # added by hand, nodad
 MAC = {"r2": "02:67:00:00:00:01", "r1": "02:67:00:00:00:02"}
+
+
+def carrier(lab: Lab, node: str) -> str:
+    return str(lab.run(node, "cat", f"/sys/class/net/{BOND}/carrier", check=False).stdout.strip())
 
 
 def eui64_ll(mac: str) -> str:
@@ -146,8 +152,12 @@ def iproute2_view(lab: Lab, node: str) -> dict[str, Any]:
 
 
 def failover(lab: Lab, s: Setup, *, break_at: float = 5.0, outage: float = 5.0, after: float = 4.0,
-             rate: int = 100) -> dp.FailoverResult:
-    """benchmarks/dataplane.py's failover_run, for a bond built here and an IPv6 ping."""
+             rate: int = 100) -> tuple[dp.FailoverResult, float, float]:
+    """benchmarks/dataplane.py's failover_run, for a bond built here and an IPv6 ping; also the
+    loss burst (first to last packet lost in the outage) and how long the tc break took.
+
+    Why the burst: dataplane.py's window starts when tc starts, and tc itself took 0.2-2.4 s in
+    TCG here (RTNL, the qdisc swap waiting for RCU), so the window includes tc's own latency."""
     dst = s.dst or V6["r1"]
     slaves = [f"gre{p.index}" for p in lab.paths]
     total = break_at + outage + after
@@ -175,6 +185,7 @@ def failover(lab: Lab, s: Setup, *, break_at: float = 5.0, outage: float = 5.0, 
     after_heal = [q for q in lost if times[q] >= t_heal]
     before = [q for q in lost if times[q] < t_break - 0.05]
     window = (max(times[q] for q in in_outage) - t_break + 1 / rate) if in_outage else 0.0
+    burst = (max(times[q] for q in in_outage) - min(times[q] for q in in_outage) + 1 / rate) if in_outage else 0.0
     detect: dict[str, float | None] = {}
     recover: list[float | None] = []
     for n, text_ in polls.items():
@@ -191,7 +202,7 @@ def failover(lab: Lab, s: Setup, *, break_at: float = 5.0, outage: float = 5.0, 
            f"detect {detect}, recover {rec}, lost after heal {res.lost_after_heal}, lost before break {len(before)}")
     dp.log(f"  lost at (s after the break): {[round(times[q] - t_break, 2) for q in in_outage]}; "
            f"tc took {dp.tc_seconds[-2:]}; slave events: {polls}")
-    return res
+    return res, burst, dp.tc_seconds[-2]
 
 
 # ----------------------------------------------------------------------------------- parts
@@ -270,7 +281,7 @@ def part_dad_restart(lab: Lab, outage_s: float = 4.0, sample_s: float = 15.0) ->
             dp.set_broken(lab, p.index, True)
         time.sleep(outage_s)
         t.notes.append("during the outage: " + ", ".join(f"{n} {addr_flags(lab, n, V6[n])}" for n in ("r2", "r1"))
-                       + f"; bond carrier {[lab.run(n, 'cat', f'/sys/class/net/{BOND}/carrier', check=False).stdout.strip() for n in ('r2', 'r1')]}")
+                       + f"; bond carrier {[carrier(lab, n) for n in ('r2', 'r1')]}")
         t0 = time.monotonic()
         for p in lab.paths:
             dp.set_broken(lab, p.index, False)
@@ -303,8 +314,9 @@ SETUPS = [
 def part_failover(lab: Lab, only: list[str] | None, repeat: int) -> dp.Table:
     t = dp.Table("Failover, IPv6-only bond: balance-rr, 2 ip6gretap over WireGuard paths, ping6 100/s, path 1 "
                  "silently broken (netem loss 100%, both ends) at t=5 s for 5 s",
-                 ["bond monitoring", "came up after s", "lost in outage", "loss window s",
-                  "slave marked down after s (r2 / r1)", "recovery after heal s", "lost after heal"])
+                 ["bond monitoring", "came up after s", "lost in outage", "loss window s", "loss burst s",
+                  "tc break took s", "slave marked down after s (r2 / r1)", "recovery after heal s",
+                  "lost after heal"])
     for s in SETUPS:
         if only and not any(o in s.name for o in only):
             continue
@@ -316,20 +328,22 @@ def part_failover(lab: Lab, only: list[str] | None, repeat: int) -> dp.Table:
                 if up is None:
                     state = {n: lab.run(n, "cat", f"/proc/net/bonding/{BOND}", check=False).stdout for n in ("r2", "r1")}
                     dp.log(f"  never came up: {state}")
-                    t.rows.append([s.name, "never (30 s)", "-", "-", "-", "-", "-"])
+                    t.rows.append([s.name, "never (30 s)", "-", "-", "-", "-", "-", "-", "-"])
                     continue
-                r = failover(lab, s)
+                r, burst, tc_s = failover(lab, s)
             finally:
                 teardown(lab)
             pct = 100 * r.lost_outage / r.outage_pkts if r.outage_pkts else 0
             det = " / ".join(dp.fmt(v, 2) if v is not None else "never" for v in r.detect_s.values())
             t.rows.append([s.name, f"{up:.1f}", f"{r.lost_outage}/{r.outage_pkts} ({pct:.0f}%)",
-                           "whole outage" if r.window_s is None else dp.fmt(r.window_s, 2), det,
+                           "whole outage" if r.window_s is None else dp.fmt(r.window_s, 2), dp.fmt(burst, 2),
+                           dp.fmt(tc_s, 2), det,
                            dp.fmt(r.recover_s, 2) if r.recover_s is not None else "not seen",
                            str(r.lost_after_heal)])
     t.notes += [("ns_ip6_target = the peer's bond address (fd67::2 / fd67::1) unless the row says link-local; "
                  "arp_interval 100, arp_missed_max 2; bond addresses nodad unless the row says DAD"),
-                "loss window: from the break to the last lost packet sent during the outage (dataplane.py)"]
+                "loss window: from the break to the last lost packet sent during the outage (dataplane.py)",
+                "loss burst: from the first to the last packet lost in the outage (excludes tc's own latency)"]
     return t
 
 
@@ -358,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                     tables = [part_dad(lab, ("r2", "r1")), part_dad(lab, ("r2",)), part_dad_restart(lab)]
                 else:
                     tables = [part_failover(lab, args.only, args.repeat)]
-            except Exception as exc:  # noqa: BLE001 - keep the other parts' results
+            except Exception as exc:
                 dp.log(f"part {part} failed: {exc!r}")
                 teardown(lab)
                 tables = [dp.Table(f"{part}: FAILED", ["error"], [[repr(exc)[:400]]])]

@@ -17,10 +17,11 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
-from needs import need
 
 from grebond.errors import SystemAccessError
 from grebond.kernel import bond_attrs as ba
+
+from needs import need
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURED = Path(__file__).with_name("data")
