@@ -2,8 +2,9 @@
 
 Why the encodings are as they are (reference, section C):
 - ``bond_mode`` and the other enumerations must be numbers; pyroute2 rejects names.
-- pyroute2 silently drops keyword arguments it does not know, including arp_missed_max: it is
-  written through sysfs.
+- pyroute2 silently drops keyword arguments it does not know, including arp_missed_max and the
+  NS targets (no IFLA_BOND_MISSED_MAX / IFLA_BOND_NS_IP6_TARGET in any version): both are set by
+  ``grebond.kernel.bond_attrs`` in a request of its own, which reads them back.
 - A gretap key needs both the key and the KEY flag, or the kernel ignores it; pyroute2 encodes
   the ip6gretap flags host-order, unlike gretap's.
 """
@@ -26,9 +27,8 @@ from grebond.kernel.netlink import (
     index_of,
     ipr,
     netlink_error,
-    write_missed_max,
 )
-from grebond.kernel.plan import Op
+from grebond.kernel.plan import BOND_ATTRS, Op
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
 
 
@@ -54,7 +54,7 @@ def bond_kwargs(ip: Any, options: dict[str, Any]) -> dict[str, Any]:
     """pyroute2 ``bond_*`` arguments for option values by ``BondInfo`` field.
 
     Only options valid in the bond's mode are ever asked for (``model.bond_options``): the kernel
-    answers EACCES to arp_* in 802.3ad/tlb/alb. arp_missed_max never reaches here (sysfs).
+    answers EACCES to arp_* in 802.3ad/tlb/alb. ``plan.BOND_ATTRS`` never reach here.
     """
     kw: dict[str, Any] = {}
     for name, value in options.items():
@@ -84,7 +84,7 @@ def execute(ops: Sequence[Op], bond: LocalBond) -> Changes:
     from grebond.kernel.desired import expected_bond
 
     changes = Changes()
-    creation = {k: v for k, v in expected_bond(bond).items() if k not in ("primary", "arp_missed_max")}
+    creation = {k: v for k, v in expected_bond(bond).items() if k != "primary" and k not in BOND_ATTRS}
     with ipr() as ip:
         for op in ops:
             try:
@@ -136,8 +136,12 @@ def _set(ip: Any, op: Op) -> None:
         ip.link("set", index=index, address=values.pop("mac"))
     if "mtu" in values:
         ip.link("set", index=index, mtu=values.pop("mtu"))   # a bond pushes it onto its slaves
-    if "arp_missed_max" in values:
-        write_missed_max(op.target, int(values.pop("arp_missed_max")))
+    if any(name in values for name in BOND_ATTRS):
+        from grebond.kernel.bond_attrs import set_bond_attrs
+
+        missed = values.pop("arp_missed_max", None)
+        targets = values.pop("ns_ip6_targets", None)
+        set_bond_attrs(op.target, missed_max=None if missed is None else int(missed), ns_ip6_targets=targets)
     if values:
         # kind is needed for pyroute2 to encode IFLA_LINKINFO
         ip.link("set", index=index, kind="bond", **bond_kwargs(ip, values))

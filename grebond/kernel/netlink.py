@@ -149,22 +149,3 @@ def enslave_index(ip: Any, bond_index: int, index: int) -> str | None:
     ip.link("set", index=index, state="up")   # bonding opens the slave itself; make it explicit anyway
     return "enslaved"
 
-
-def write_missed_max(bond: str, value: int) -> None:
-    """arp_missed_max through sysfs: pyroute2 would drop the keyword silently (no IFLA_BOND_MISSED_MAX)."""
-    path = SYSFS_NET / bond / "bonding" / "arp_missed_max"
-    try:
-        path.write_text(f"{value}\n")
-    except FileNotFoundError as exc:
-        raise SystemAccessError(f"{bond}: this kernel has no arp_missed_max (needs Linux >= 5.17); "
-                                "remove missed-max from the model") from exc
-    except OSError as exc:
-        raise SystemAccessError(f"cannot set {path}: {exc}") from exc
-
-
-def read_missed_max(bond: str) -> int | None:
-    """arp_missed_max from sysfs (None when the kernel has no such file, < 5.17)."""
-    try:
-        return int((SYSFS_NET / bond / "bonding" / "arp_missed_max").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None

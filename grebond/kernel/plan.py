@@ -38,9 +38,12 @@ from grebond.kernel.desired import (
 from grebond.kernel.state import KernelState
 from grebond.model import LocalBond, LocalTunnel
 
-IN_PLACE_EXCLUDED = ("mode", "primary", "arp_missed_max")
+BOND_ATTRS = ("arp_missed_max", "ns_ip6_targets")
+"""Bond fields pyroute2 cannot encode (IFLA_BOND_MISSED_MAX, IFLA_BOND_NS_IP6_TARGET): set by
+``grebond.kernel.bond_attrs`` in one request of their own, after the bond exists."""
+IN_PLACE_EXCLUDED = ("mode", "primary", *BOND_ATTRS)
 """Bond fields not set with the other options: mode recreates, primary waits for its slave,
-arp_missed_max has no pyroute2 encoding (sysfs)."""
+``BOND_ATTRS`` go their own way."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
     expected = expected_bond(bond)
     fresh = link is None or link.kind != "bond" or link.bond is None or link.bond.mode != bond.mode.value
     if link is None:
+        # a dry run shows the NS targets with the creation, though they are set right after it (BOND_ATTRS)
         creation = (("mtu", None, bond.mtu), ("mac", None, bond.mac),
                     *((k, None, v) for k, v in expected.items() if k not in ("primary", "arp_missed_max")))
         ops.append(Op("create-bond", bond.name, creation))
@@ -143,8 +147,8 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
     staying = [s for s in state.slaves_of(bond.name) if s.name in wanted and s.name not in created]
     loses_all = not fresh and not staying and bool(state.slaves_of(bond.name))
     if fresh:
-        if "arp_missed_max" in expected:
-            ops.append(Op("set", bond.name, (("arp_missed_max", None, expected["arp_missed_max"]),), shown=False))
+        if attrs := tuple((k, None, expected[k]) for k in BOND_ATTRS if k in expected):
+            ops.append(Op("set", bond.name, attrs, shown=False))
     else:
         assert link is not None and link.bond is not None
         if (link.mac or "").lower() != bond.mac.lower() and not loses_all:
@@ -156,8 +160,8 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
                          if k not in IN_PLACE_EXCLUDED and getattr(link.bond, k) != v)
         if in_place:
             ops.append(Op("set", bond.name, in_place))
-        if "arp_missed_max" in expected and link.bond.arp_missed_max != expected["arp_missed_max"]:
-            ops.append(Op("set", bond.name, (("arp_missed_max", link.bond.arp_missed_max, expected["arp_missed_max"]),)))
+        if attrs := _attrs_drift(expected, link.bond.arp_missed_max, link.bond.ns_ip6_targets):
+            ops.append(Op("set", bond.name, attrs))
 
     # 3. slaves
     if not fresh:
@@ -200,6 +204,19 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
     if fresh or link is None or not link.admin_up:
         ops.append(Op("up", bond.name, shown=not fresh))
     return ops
+
+
+def _attrs_drift(expected: dict[str, Any], missed_max: int | None,
+                 ns_targets: tuple[str, ...]) -> tuple[tuple[str, Any, Any], ...]:
+    """The ``BOND_ATTRS`` that differ. NS targets the model no longer has are cleared: left in the
+    kernel, the NS monitor would keep probing them and fail a slave the ARP monitor finds alive."""
+    out: list[tuple[str, Any, Any]] = []
+    if "arp_missed_max" in expected and missed_max != expected["arp_missed_max"]:
+        out.append(("arp_missed_max", missed_max, expected["arp_missed_max"]))
+    want = expected.get("ns_ip6_targets", ())
+    if ns_targets != want:
+        out.append(("ns_ip6_targets", ns_targets, want))
+    return tuple(out)
 
 
 def remove_ops(bond: LocalBond, state: KernelState) -> list[str]:

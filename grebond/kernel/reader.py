@@ -17,7 +17,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from grebond.errors import SystemAccessError
-from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr, read_missed_max
+from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr
 from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
@@ -76,7 +76,8 @@ def _name_of(table: tuple[str, ...], value: Any, default: str) -> str:
     return table[v] if 0 <= v < len(table) else str(v)
 
 
-def _bond(name: str, data: Any, names: dict[int, str]) -> BondInfo:
+def _bond(data: Any, names: dict[int, str]) -> BondInfo:
+    """What pyroute2 decodes; arp_missed_max and the NS targets come from ``_add_bond_attrs``."""
     g = data.get_attr if data is not None else (lambda _n: None)
     targets = g("IFLA_BOND_ARP_IP_TARGET") or []
     if isinstance(targets, str):
@@ -88,8 +89,6 @@ def _bond(name: str, data: Any, names: dict[int, str]) -> BondInfo:
         arp_interval=int(g("IFLA_BOND_ARP_INTERVAL") or 0),
         arp_ip_targets=tuple(_addr(t) for t in targets),
         arp_validate=_name_of(ARP_VALIDATE, g("IFLA_BOND_ARP_VALIDATE"), "none"),
-        # pyroute2 has no decoder for IFLA_BOND_MISSED_MAX (decodes it as UNKNOWN): read sysfs
-        arp_missed_max=read_missed_max(name),
         updelay=int(g("IFLA_BOND_UPDELAY") or 0),
         downdelay=int(g("IFLA_BOND_DOWNDELAY") or 0),
         xmit_hash_policy=_name_of(XMIT_HASH_POLICIES, g("IFLA_BOND_XMIT_HASH_POLICY"), "layer2"),
@@ -131,7 +130,7 @@ def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkS
         master=names.get(int(master)) if master else None,
         addresses=tuple(addrs.get(index, [])),
         tunnel=_tunnel(kind, data) if kind in ("gretap", "ip6gretap") else None,
-        bond=_bond(name, data, names) if kind == "bond" else None,
+        bond=_bond(data, names) if kind == "bond" else None,
         slave=slave,
         rx_bytes=int(stats["rx_bytes"]) if stats is not None else 0,
         tx_bytes=int(stats["tx_bytes"]) if stats is not None else 0,
@@ -183,9 +182,24 @@ def _read(ip: Any, remotes: Iterable[str], features: Iterable[str]) -> KernelSta
     for m in msgs:
         link = _link(m, names, addrs)
         links[link.name] = link
+    _add_bond_attrs(links)
     _add_features(links, features)
     routes = {r: _route(ip, r, names, links) for r in dict.fromkeys(_addr(str(x)) for x in remotes)}
     return KernelState(links=links, routes=routes)
+
+
+def _add_bond_attrs(links: dict[str, LinkState]) -> None:
+    """arp_missed_max and the NS targets of every bond: pyroute2 decodes neither attribute (30, 31),
+    so one more dump, which the kernel filters to bonds, reads them (skipped when there is no bond)."""
+    if not any(link.bond is not None for link in links.values()):
+        return
+    from grebond.kernel.bond_attrs import read_bond_attrs
+
+    for name, attrs in read_bond_attrs().items():
+        link = links.get(name)
+        if link is not None and link.bond is not None:
+            links[name] = replace(link, bond=replace(link.bond, arp_missed_max=attrs.missed_max,
+                                                       ns_ip6_targets=attrs.ns_ip6_targets))
 
 
 def _add_features(links: dict[str, LinkState], names: Iterable[str]) -> None:

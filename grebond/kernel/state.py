@@ -39,7 +39,7 @@ class BondInfo:
     arp_ip_targets: tuple[str, ...] = ()
     ns_ip6_targets: tuple[str, ...] = ()    # the NS monitor's IPv6 targets (IFLA_BOND_NS_IP6_TARGET)
     arp_validate: str = "none"
-    arp_missed_max: int | None = None   # from sysfs; None when the kernel has no such file (< 5.17)
+    arp_missed_max: int | None = None   # IFLA_BOND_MISSED_MAX; None when the kernel has none (< 5.17)
     updelay: int = 0
     downdelay: int = 0
     xmit_hash_policy: str = "layer2"

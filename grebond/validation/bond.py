@@ -80,6 +80,12 @@ def _targets(c: Checker, mm: LocatedMap, where: str) -> tuple[model.IPAddress, .
         if address.is_multicast or address.is_unspecified or address.is_loopback:
             c.add(c.line(mm, "targets"), tpath, f"'{item}' cannot answer a probe", "use a unicast address of the peer")
             continue
+        if address.version == 6 and address.is_link_local:
+            # the kernel accepts it (since 5.19), but in grebond's lab (Linux 6.1, benchmarks/ns_monitor.py)
+            # the NS monitor never marked a slave up with a link-local target, with or without DAD
+            c.add(c.line(mm, "targets"), tpath, f"'{item}' is link-local: with such a target the kernel's NS "
+                  "monitor never brought a slave up in grebond's tests (Linux 6.1)",
+                  "probe the peer's global or unique-local bond address (leave targets out to do so)", warning=True)
         out.append(address)
     for family, word in ((4, "ARP"), (6, "NS")):
         count = sum(1 for a in out if a.version == family)

@@ -46,7 +46,7 @@ def test_empty_kernel_builds_everything_in_order_and_reports_only_the_creations(
                                          "add-address", "up"]
     create = ops[2]
     assert ("mac", None, bond.mac) in create.fields and ("mtu", None, 1402) in create.fields
-    assert ops[3].fields == (("arp_missed_max", None, 2),) and not ops[3].shown   # after creation, via sysfs
+    assert ops[3].fields == (("arp_missed_max", None, 2),) and not ops[3].shown   # after creation, by bond_attrs
     assert shown(ops) == ["created gretap gre1", "created gretap gre2", "created bond bond0"]
 
 
@@ -73,6 +73,35 @@ def test_options_change_in_place_and_missed_max_on_its_own() -> None:
     ops = plan_ops(bond, with_bond(state, arp_interval=200, arp_validate="filter", arp_missed_max=5))
     assert shown(ops) == ["set bond0 arp_interval 100, arp_validate none", "set bond0 arp_missed_max 2"]
     assert ops[0].diff() == ["bond0 arp_interval: 200 -> 100", "bond0 arp_validate: filter -> none"]
+
+
+def v6_only(state: KernelState) -> tuple[LocalBond, KernelState]:
+    """The seed with IPv6-only bond addresses: the NS monitor probes r1's fd67::2."""
+    text = SEED.read_text().replace("10.67.0.1/24", "fd67::1/64").replace("10.67.0.2/24", "fd67::2/64")
+    bond = parse_config(text, str(SEED))[0].bonds_of("r2")[0]
+    assert bond.ns_targets and not bond.arp_targets
+    return bond, with_link(with_bond(state, arp_ip_targets=(), ns_ip6_targets=("fd67::2",)), "bond0",
+                           addresses=("fd67::1/64", "fe80::1/64"))
+
+
+def test_a_new_ipv6_only_bond_gets_its_ns_targets_right_after_creation() -> None:
+    bond, state = v6_only(seed_bond()[1])
+    assert plan_ops(bond, state) == []
+    empty = KernelState(links={n: link for n, link in state.links.items() if n.startswith("wg")}, routes=state.routes)
+    ops = plan_ops(bond, empty)
+    assert ("ns_ip6_targets", None, ("fd67::2",)) in ops[2].fields            # shown in a dry run's creation
+    assert ops[3].fields == (("arp_missed_max", None, 2), ("ns_ip6_targets", None, ("fd67::2",)))
+    assert not ops[3].shown                                                    # bond_attrs, after creation
+
+
+def test_ns_targets_change_in_place_and_stale_ones_are_cleared() -> None:
+    bond, state = v6_only(seed_bond()[1])
+    ops = plan_ops(bond, with_bond(state, ns_ip6_targets=("fd67::9",), arp_missed_max=4))
+    assert shown(ops) == ["set bond0 arp_missed_max 2, ns_ip6_targets fd67::2"]
+    assert ops[0].diff() == ["bond0 arp_missed_max: 4 -> 2", "bond0 ns_ip6_targets: fd67::9 -> fd67::2"]
+    ipv4, state4 = seed_bond()
+    ops = plan_ops(ipv4, with_bond(state4, ns_ip6_targets=("fd67::2",)))
+    assert shown(ops) == ["set bond0 ns_ip6_targets (none)"]
 
 
 def test_an_extra_slave_is_released_and_a_released_one_enslaved() -> None:
