@@ -110,7 +110,8 @@ def _monitor(info: Any) -> str | None:
         return None
     if info.arp_interval:
         missed = f" x{info.arp_missed_max}" if info.arp_missed_max else ""
-        return f"arp {info.arp_interval}ms{missed} validate {info.arp_validate} -> {','.join(info.arp_ip_targets)}"
+        targets = ",".join((*info.arp_ip_targets, *info.ns_ip6_targets))   # ARP probes IPv4, NS IPv6
+        return f"arp {info.arp_interval}ms{missed} validate {info.arp_validate} -> {targets}"
     if info.miimon:
         return f"mii {info.miimon}ms"
     return "none (a dead tunnel is never noticed)"

@@ -30,18 +30,29 @@ def renders(example: Path, backend: str, systemd: int, nm: str) -> list[str]:
     return refused
 
 
+def header(example: Path) -> str:
+    return "".join(line for line in example.read_text().splitlines(keepends=True) if line.startswith("#"))
+
+
+def refused_at_the_top(example: Path, backend: str) -> bool:
+    """The example says at its top that grebond refuses it for ``backend`` (no release can express it)."""
+    return f"grebond refuses to render this for {backend}" in " ".join(header(example).replace("#", " ").split())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_renders_for_debian_13(example: Path, backend: str) -> None:
-    assert renders(example, backend, 257, "1.52") == []
+    refused = renders(example, backend, 257, "1.52")
+    if refused and refused_at_the_top(example, backend):
+        return      # what no release of the backend can express, said where the user reads first
+    assert refused == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_what_debian_12_cannot_express_is_said_at_the_top(example: Path, backend: str) -> None:
     refused = renders(example, backend, 252, "1.42")
-    header = "".join(line for line in example.read_text().splitlines(keepends=True) if line.startswith("#"))
-    if refused:
+    if refused and not refused_at_the_top(example, backend):
         names = {"networkmanager": "NetworkManager", "networkd": "networkd"}
-        assert re.search(rf"{names.get(backend, backend)} from \d\.\d+", header), \
+        assert re.search(rf"{names.get(backend, backend)} from \d\.\d+", header(example)), \
             f"{example.name} does not say at its top that {backend} needs a newer version: {refused}"

@@ -10,7 +10,7 @@ script (the iproute2 renderer).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 from typing import Any
 
 from grebond.backends.base import Availability, Backend, Context, Snapshot
@@ -151,4 +151,5 @@ def as_it_was(bond: LocalBond, state: KernelState) -> LocalBond | None:
     offloads = states.pop() if len(states) == 1 and None not in states else None   # mixed: leave them
     return replace(bond, link=replace(bond.link, mode=mode, mtu=link.mtu, monitor=monitor, options=options,
                                       offloads=offloads),
-                   tunnels=tunnels, addresses=addresses, arp_targets=tuple(IPv4Address(t) for t in b.arp_ip_targets))
+                   tunnels=tunnels, addresses=addresses, arp_targets=tuple(IPv4Address(t) for t in b.arp_ip_targets),
+                   ns_targets=tuple(IPv6Address(t) for t in b.ns_ip6_targets))
