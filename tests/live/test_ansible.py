@@ -116,8 +116,8 @@ class Controller:
         path.write_text(model)
         variables = {"grebond_hosts": "grebond", "grebond_model": str(path), "grebond_deb": str(self.deb),
                      "grebond_confirm_timeout": CONFIRM_TIMEOUT, **extra}
-        if self.plays > 2:   # the first run installed the package and the second found it installed; later
-            variables.setdefault("grebond_install", "none")   # runs skip apt (a minute per host under TCG)
+        if self.plays > 1:   # the first run installed the package (and checked it); later runs skip apt,
+            variables.setdefault("grebond_install", "none")   # which costs minutes per play under TCG
         (self.work / "vars.json").write_text(json.dumps(variables))
         record = self.work / f"record-{self.plays}.json"
         env = {**self.env(), "GREBOND_FLEET_RECORD": str(record)}
