@@ -289,7 +289,6 @@ def test_check_diff_shows_each_hosts_diff_and_changes_nothing(fleet: Fleet, cont
 def test_a_change_that_cuts_a_link_end_to_end_fails_the_play_and_rolls_back_everywhere(
         fleet: Fleet, controller: Controller, state: dict[str, Any]) -> None:
     broken = cross_wired(MODEL)
-    started = time.time()
     play = controller.play(broken)
     TIMINGS["cross-wired change, failed and rolled back"] = play.seconds
     assert play.rc != 0, play.explain()
@@ -305,6 +304,8 @@ def test_a_change_that_cuts_a_link_end_to_end_fails_the_play_and_rolls_back_ever
         if r["status"] == "changed":
             assert r["result"]["verify"]["ok"] is True and r["result"]["pending"], r
             assert rolled[router]["status"] == "changed" and rolled[router]["result"]["pending"] is True, rolled
+            # by the role at once, not by the guardian at the deadline
+            assert "rolled back (asked for)" in rolled[router]["result"]["grebond"]["outcome"], rolled[router]
             verified.append(router)
         else:
             assert r["status"] == "ignored" and r["result"]["exit_status"] == 1, r
@@ -319,8 +320,7 @@ def test_a_change_that_cuts_a_link_end_to_end_fails_the_play_and_rolls_back_ever
     assert tried["spoke2"]["result"]["changes"][0] == "nothing to change", tried["spoke2"]
     assert rolled["spoke2"]["status"] == "changed" and rolled["spoke2"]["result"]["pending"] is False, rolled
     assert all(r["status"] != "changed" for r in play.results(CONFIRM).values())
-    # back on the old state, well before the deadline
-    assert time.time() < started + CONFIRM_TIMEOUT, "the rollback came only with the deadline"
+    # back on the old state
     for router in ROUTERS:
         assert model_on(fleet, router) == MODEL, router
         assert nothing_pending(fleet, router), router
