@@ -38,9 +38,9 @@ def apply(lab: Lab, router: str, cfg: str) -> str:
     return cp.stdout
 
 
-def ns_targets(lab: Lab, router: str) -> list[str]:
+def ns_targets(lab: Lab, router: str, bond: str = BOND) -> list[str]:
     """The NS targets as iproute2 prints them (``ip -d link show``), not as grebond reads them."""
-    out = lab.run(router, "ip", "-d", "link", "show", BOND).stdout
+    out = lab.run(router, "ip", "-d", "link", "show", bond).stdout
     m = re.search(r"ns_ip6_target (\S+)", out)
     return m.group(1).split(",") if m else []
 
@@ -210,7 +210,7 @@ def test_networkd_bond_gets_its_ns_targets_from_the_udev_rule(lab_factory, netwo
             out = lab.run("r2", "ip", "-d", "link", "show", "bond0", check=False).stdout
             index = int(out.split(":", 1)[0]) if out[:1].isdigit() else 0
             m = re.search(r"arp_missed_max (\d+)", out)
-            return index, ns_targets(lab, "r2") if index else [], m.group(1) if m else ""
+            return index, ns_targets(lab, "r2", "bond0") if index else [], m.group(1) if m else ""
 
         def working() -> bool:
             return kernel()[1:] == (["fd67::2"], "3") and lab.ping("r2", "fd67::2", count=1, wait=1).ok
