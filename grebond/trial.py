@@ -285,7 +285,7 @@ def _warm_up(pending_id: str) -> None:
             return
         backend, _ctx = _rebuild(pending)
         backend.snapshot_from_json(pending.snapshot)
-        for module in ("grebond.kernel.reader", "grebond.kernel.execute", "grebond.kernel.netlink", "pyroute2"):
+        for module in ("grebond.kernel.reader", "grebond.kernel.execute", "grebond.kernel.netlink"):
             importlib.import_module(module)
         from pyroute2 import IPRoute  # noqa: F401  (the lean stand-in loads it on first use)
         if pending.backend == "networkmanager":
