@@ -526,6 +526,24 @@ def machine() -> str:
             f"date {time.strftime('%Y-%m-%d %H:%M %Z')}")
 
 
+def run_parts(parts: list[str], runners: dict[str, Any]) -> list[Table]:
+    """Run each part, printing its tables as they come; a failed part is a table saying so, and the
+    other parts still run (their results are what a long benchmark boot is for)."""
+    tables: list[Table] = []
+    for part in parts:
+        t0 = time.monotonic()
+        try:
+            new = runners[part]()
+        except Exception as exc:  # keep the other parts' results
+            log(f"part {part} failed: {exc!r}")
+            new = [Table(f"{part}: FAILED", ["error"], [[repr(exc)[:300]]])]
+        for tab in new:
+            tab.notes.append(f"part '{part}' took {time.monotonic() - t0:.0f} s")
+            print(tab.markdown(), flush=True)
+        tables += new
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", action="append", choices=("agg", "failover", "mtu", "unequal"),
@@ -551,19 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "unequal": lambda: part_unequal(args.seconds, args.rate),
     }
     print(f"## grebond data-plane benchmark\n\n{machine()}\n", flush=True)
-    tables: list[Table] = []
     t_start = time.monotonic()
-    for part in parts:
-        t0 = time.monotonic()
-        try:
-            new = runners[part]()
-        except Exception as exc:  # keep the other parts' results
-            log(f"part {part} failed: {exc!r}")
-            new = [Table(f"{part}: FAILED", ["error"], [[repr(exc)[:300]]])]
-        for tab in new:
-            tab.notes.append(f"part '{part}' took {time.monotonic() - t0:.0f} s")
-            print(tab.markdown(), flush=True)
-        tables += new
+    tables = run_parts(parts, runners)
     print(f"total {time.monotonic() - t_start:.0f} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps([t.__dict__ for t in tables], indent=2))

@@ -497,21 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     topos = args.topology or sorted(TOPOLOGIES)
     parts = args.part or ["unequal", "failover"]
     print(f"## grebond unequal-path benchmark\n\n{dp.machine()}\n", flush=True)
-    tables: list[Table] = []
-    for part in parts:
-        t0 = time.monotonic()
-        try:
-            new = {"unequal": lambda: part_unequal(topos, args.seconds, args.repeat, args.only, args.scale,
-                                                    args.final),
-                   "equal": lambda: part_equal(args.seconds, args.repeat, args.rate, args.only),
-                   "failover": lambda: part_failover(topos, args.load_seconds)}[part]()
-        except Exception as exc:  # keep the other parts' results
-            log(f"part {part} failed: {exc!r}")
-            new = [Table(f"{part}: FAILED", ["error"], [[repr(exc)[:300]]])]
-        for tab in new:
-            tab.notes.append(f"part '{part}' took {time.monotonic() - t0:.0f} s")
-            print(tab.markdown(), flush=True)
-        tables += new
+    tables = dp.run_parts(parts, {
+        "unequal": lambda: part_unequal(topos, args.seconds, args.repeat, args.only, args.scale, args.final),
+        "equal": lambda: part_equal(args.seconds, args.repeat, args.rate, args.only),
+        "failover": lambda: part_failover(topos, args.load_seconds)})
     if args.json:
         args.json.write_text(json.dumps([t.__dict__ for t in tables], indent=2))
     return 0
