@@ -17,6 +17,12 @@ pytest_plugins = ["lab.plugin"]
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pinned: needs the pinned pyroute2 copies in .lab/ (./setup --test puts them there; "
+                   "the package build has no network to fetch them, so debian/rules deselects these)")
+
+
 @pytest.fixture
 def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Load examples by their relative path so the header (which names the source) is stable."""

@@ -206,7 +206,8 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("version", PYROUTE2)
+@pytest.mark.parametrize("version", [pytest.param(v, marks=[pytest.mark.pinned] if PYROUTE2[v] else [])
+                                     for v in PYROUTE2])
 def test_pyroute2_decodes_around_the_two_attributes_and_still_lacks_them(version: str) -> None:
     path = PYROUTE2[version]
     if path is not None and not (path / "pyroute2").is_dir():

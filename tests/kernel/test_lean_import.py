@@ -35,7 +35,7 @@ print(importlib.metadata.version("pyroute2"), version)
 """
 
 
-@pytest.mark.parametrize("pythonpath", ["installed", "0.7.2"])
+@pytest.mark.parametrize("pythonpath", ["installed", pytest.param("0.7.2", marks=pytest.mark.pinned)])
 def test_lean_pyroute2_reads_links_and_stays_the_real_package(pythonpath: str) -> None:
     env_path = [str(REPO)] + ([str(PYROUTE2_072)] if pythonpath == "0.7.2" else [])
     if pythonpath == "0.7.2" and not (PYROUTE2_072 / "pyroute2").is_dir():
