@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Markers live here, so that ``-m`` works whichever subset of tests/ is collected."""
+    config.addinivalue_line("markers", "deb: needs the .deb built by .ci/build-deb (slow; in $GREBOND_DEB_DIR)")
     config.addinivalue_line(
         "markers", "pinned: needs the pinned pyroute2 copies in .lab/ (./setup --test puts them there; "
                    "the package build has no network to fetch them, so debian/rules deselects these)")

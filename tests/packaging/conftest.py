@@ -19,10 +19,6 @@ PACKAGING = REPO / "packaging"
 DEBIAN = REPO / "debian"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "deb: needs the .deb built by .ci/build-deb (slow; in $GREBOND_DEB_DIR)")
-
-
 @pytest.fixture(scope="session")
 def deb() -> Path:
     """The built grebond_*_all.deb (the lab's package tests look for it the same way)."""
