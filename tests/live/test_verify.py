@@ -37,11 +37,14 @@ def test_plaintext_underlay_is_reported(lab_factory: Callable[..., Lab], tmp_pat
     cfg = config_copy(tmp_path)
     run_rendered_script(lab, "r2", cfg, tmp_path / "r2")
     cp = grebond(lab, "r2", "verify", "-c", cfg)
-    assert cp.returncode == 1, cp.stdout + cp.stderr
-    assert "[FAIL] gre1 underlay: expected wireguard, got veth1 (veth)" in cp.stdout
-    assert "[FAIL] gre2 underlay: expected wireguard, got veth2 (veth)" in cp.stdout
-    failures = [line for line in cp.stdout.splitlines() if line.startswith("[FAIL]")]
-    assert len(failures) == 2, cp.stdout     # everything else matches
+    # the kernel matches the model (no drift), but the underlay is not what it must be: degraded, exit 4
+    assert cp.returncode == 4, cp.stdout + cp.stderr
+    assert "[PATH] gre1 underlay: expected wireguard, got veth1 (veth)" in cp.stdout
+    assert "[PATH] gre2 underlay: expected wireguard, got veth2 (veth)" in cp.stdout
+    lines = cp.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("[PATH]")]) == 2, cp.stdout
+    assert not [line for line in lines if line.startswith("[FAIL]")], cp.stdout    # everything else matches
+    assert "r2: matches the model, but the underlay is DEGRADED" in cp.stdout
     # apply refuses to build tunnels over a plaintext underlay, and changes nothing
     cp = grebond(lab, "r1", "apply", "--backend", "kernel", "-c", cfg, "--node", "r1")
     assert cp.returncode == 2, cp.stdout + cp.stderr
