@@ -136,6 +136,10 @@ class Controller:
         if record.exists():
             play.record = json.loads(record.read_text())
         print(f"play {self.plays} {' '.join(args)} {extra}: exit {play.rc} in {play.seconds:.1f} s")
+        with log.open("a") as out:     # where the play's time went, slowest task first
+            slowest = sorted(play.record.get("results", []), key=lambda r: -r.get("seconds", 0))[:12]
+            out.write("\nslowest task results (s from the task's start, host, task):\n" + "".join(
+                f"  {r.get('seconds', 0):7.1f}  at {r.get('at', 0):6.1f}  {r['host']:8} {r['task']}\n" for r in slowest))
         return play
 
 

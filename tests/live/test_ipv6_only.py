@@ -172,11 +172,11 @@ def networkd_end() -> tuple[object, str]:
 
 
 @pytest.mark.kernel(root_ns=True)
-@pytest.mark.xfail(strict=False, reason="grebond/renderer/networkd_ns.py is not wired into the networkd backend yet "
-                   "(networkd refuses NS targets); this test installs the rule itself and has not passed in the lab")
 def test_networkd_bond_gets_its_ns_targets_from_the_udev_rule(lab_factory, networkd) -> None:  # type: ignore[no-untyped-def]
     """networkd creates the bond (cold start, reload, reconfigure, restart from nothing): every
-    time the kernel holds the NS targets and arp_missed_max the rule sets, and ping6 passes."""
+    time the kernel holds the NS targets and arp_missed_max the rule sets, and ping6 passes.
+    The rule is grebond.renderer.networkd_ns's, installed here by the test: the networkd backend
+    does not write it yet (it refuses NS targets), so this proves the mechanism, not the backend."""
     from lab.daemons import NETWORKD_DIR
 
     end, rule_text = networkd_end()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
@@ -33,10 +34,18 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         super().__init__()
         self.results: list[dict[str, Any]] = []
         self.diffs: dict[tuple[str, str], Any] = {}
+        self.task_started: dict[str, float] = {}   # task name -> when it started (wall clock)
+        self.play_started = time.time()
+
+    def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
+        self.task_started.setdefault(task.get_name(), time.time())
 
     def _add(self, result: Any, status: str) -> None:
+        started = self.task_started.get(result.task_name, self.play_started)
         entry = {"task": result.task_name, "host": result._host.get_name(), "status": status,
-                 "result": self._clean(result._result)}
+                 "result": self._clean(result._result),
+                 # where a play's time goes under TCG: from the task's start to this host's result
+                 "seconds": round(time.time() - started, 1), "at": round(started - self.play_started, 1)}
         diff = self.diffs.pop((result.task_name, result._host.get_name()), None)
         if diff is not None and "diff" not in entry["result"]:
             entry["result"]["diff"] = diff
