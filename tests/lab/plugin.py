@@ -1,8 +1,9 @@
 """pytest plugin: run ``kernel``-marked tests in a real kernel, in a VM when the host lacks one.
 
 Why: this machine's (and maybe CI's) kernel has no gre/bonding/wireguard. When a
-session collects kernel tests and the host cannot run them, the plugin boots ONE
-virtme-ng guest, runs pytest there on exactly those node ids (same interpreter,
+session collects kernel tests and the host cannot run them, the plugin boots
+virtme-ng guests (two side by side where they fit, each booted once, whole test
+modules split between them by shards.py), runs pytest there on exactly those node ids (same interpreter,
 same checkout, seen read-only through 9p), streams each guest test report back
 as JSON through an --rwdir, and replays it as that test's outcome here, like
 pytest-xdist does for its workers. Tests that do not need the kernel run on the
@@ -11,6 +12,7 @@ host as usual.
 Environment:
 - GREBOND_LAB_MODE     auto (default) | vm (always boot the VM) | host (never; run here)
 - GREBOND_LAB_TIMEOUT  seconds for the whole guest run (default 3600); also --lab-timeout
+- GREBOND_LAB_VMS      how many guests at once (default 2 with 2 CPUs and 6 GiB, else 1); also --lab-vms
 - GREBOND_LAB_DIR      where run directories go (default <rootdir>/.lab)
 - GREBOND_LAB_ALLOW_ROOT=1  let root-namespace labs run directly on a capable host
 - CI=true              a lab that cannot start FAILS the kernel tests instead of skipping them
@@ -28,12 +30,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .shards import default_vms, split
 from .topology import Lab, LabError, RootNamespaceRefused
 from .vm import LabUnavailable, guest_path, guest_script, run_in_guest
 from needs import is_ci, need
@@ -63,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lab-timeout", type=float,
                     default=float(os.environ.get("GREBOND_LAB_TIMEOUT", "3600")),
                     help="seconds allowed for the whole guest run (boot included)")
+    group.addoption("--lab-vms", type=int, default=None,
+                    help="guests booted side by side, test modules split between them "
+                         "(default: $GREBOND_LAB_VMS, else 2 where 2 CPUs and 6 GiB allow it, else 1)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,7 +180,7 @@ class GuestReporter:
 # ------------------------------------------------------------------- host side
 @dataclass
 class LabRun:
-    """What the one guest run produced, per node id."""
+    """What one guest run produced, per node id."""
 
     reports: dict[str, list[pytest.TestReport]] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
@@ -191,7 +198,8 @@ class LabDelegator:
         self.config = config
         self.delegated: list[pytest.Item] = []
         self.delegated_ids: set[str] = set()
-        self.run: LabRun | None = None
+        self.runs: list[LabRun] | None = None
+        self.run_of: dict[str, LabRun] = {}     # node id -> the guest run it was in
         self.host_note: str | None = None
 
     # which tests ---------------------------------------------------------
@@ -220,8 +228,8 @@ class LabDelegator:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
         if item.nodeid not in self.delegated_ids:
             return None
-        if self.run is None:
-            self.run = self._run_guest()
+        if self.runs is None:
+            self.runs = self._run_guests()
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         for rep in self._reports_for(item):
@@ -235,14 +243,14 @@ class LabDelegator:
             tr.ensure_newline()
             tr.write_line(msg, cyan=True)
 
-    def _run_dir(self) -> Path:
+    def _run_dir(self, suffix: str = "") -> Path:
         base = Path(os.environ.get("GREBOND_LAB_DIR") or (self.config.rootpath / ".lab"))
         base.mkdir(parents=True, exist_ok=True)
         old = sorted(base.glob("run-*"))
         for stale in old[: max(0, len(old) - (KEEP_RUNS - 1))]:
             if time.time() - stale.stat().st_mtime > 7200:  # never a run another session is still using
                 shutil.rmtree(stale, ignore_errors=True)
-        d = base / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        d = base / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{suffix}"
         d.mkdir()
         return d
 
@@ -266,14 +274,38 @@ class LabDelegator:
                 env[k] = v
         return env
 
-    def _run_guest(self) -> LabRun:
-        result = LabRun()
-        try:
-            run_dir = result.run_dir = self._run_dir()
-        except OSError as exc:
-            result.unavailable = f"cannot create lab run directory: {exc}"
-            return result
+    def _run_guests(self) -> list[LabRun]:
+        """Boot the guests side by side, each on its share of the delegated tests; wait for all."""
         ids = [it.nodeid for it in self.delegated]
+        vms = self.config.getoption("--lab-vms") or default_vms()
+        groups = [[ids[i] for i in g] for g in split(ids, vms)]
+        runs = [LabRun() for _ in groups]
+        for k, (run, group) in enumerate(zip(runs, groups, strict=True)):
+            try:
+                run.run_dir = self._run_dir(f"-{k + 1}" if len(groups) > 1 else "")
+            except OSError as exc:
+                run.unavailable = f"cannot create lab run directory: {exc}"
+                continue
+            modules = sorted({n.split("::", 1)[0].rsplit("/", 1)[-1] for n in group})
+            self._say(f"grebond lab: VM {k + 1}/{len(groups)} boots for {len(group)} kernel test(s) "
+                      f"({', '.join(modules)}); log: {run.run_dir / 'console.log'}")
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            list(pool.map(self._run_guest, runs, groups))
+        for k, run in enumerate(runs):
+            if run.total_seconds is not None:
+                boot = f"{run.boot_seconds:.1f}s" if run.boot_seconds is not None else "n/a"
+                self._say(f"grebond lab: VM {k + 1}/{len(groups)} done in {run.total_seconds:.1f}s (boot {boot})")
+            elif run.unavailable:
+                self._say(f"grebond lab: VM {k + 1}/{len(groups)}: {run.unavailable.splitlines()[0]}")
+            for nodeid in groups[k]:
+                self.run_of[nodeid] = run
+        return runs
+
+    def _run_guest(self, result: LabRun, ids: list[str]) -> None:
+        """One guest on ``ids``; fills ``result`` (runs in a worker thread: it never writes to the terminal)."""
+        if result.run_dir is None:
+            return
+        run_dir = result.run_dir
         (run_dir / "nodeids.txt").write_text("\n".join(ids) + "\n")
         rootdir = self.config.rootpath
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", "--color=no",
@@ -288,13 +320,11 @@ class LabDelegator:
         script = guest_script(run_dir, f"cd {shlex.quote(str(rootdir))} && {shlex.join(argv)}",
                               self._guest_env(run_dir), ram_extra=extra)
         timeout = float(self.config.getoption("--lab-timeout"))
-        self._say(f"grebond lab: booting a VM for {len(ids)} kernel test(s); log: {run_dir / 'console.log'}")
         try:
             gr = run_in_guest(script, run_dir, timeout=timeout, cwd=rootdir)
         except LabUnavailable as exc:
             result.unavailable = f"lab unavailable: {exc}"
-            self._say(f"grebond lab: {result.unavailable}")
-            return result
+            return
         result.boot_seconds, result.total_seconds = gr.boot_seconds, gr.total_seconds
         if not gr.started:
             what = "timed out booting" if gr.timed_out else f"did not boot (vng exit {gr.returncode})"
@@ -315,9 +345,6 @@ class LabDelegator:
             "tests": len(ids), "boot_seconds": gr.boot_seconds, "total_seconds": gr.total_seconds,
             "started": gr.started, "timed_out": gr.timed_out, "vng_returncode": gr.returncode,
         }, indent=2))
-        boot = f"{gr.boot_seconds:.1f}s" if gr.boot_seconds is not None else "n/a"
-        self._say(f"grebond lab: VM run done in {gr.total_seconds:.1f}s (boot {boot})")
-        return result
 
     def _load_reports(self, path: Path, result: LabRun) -> None:
         if not path.exists():
@@ -335,8 +362,7 @@ class LabDelegator:
                 result.reports.setdefault(ev["nodeid"], []).append(rep)
 
     def _reports_for(self, item: pytest.Item) -> list[pytest.TestReport]:
-        assert self.run is not None
-        run = self.run
+        run = self.run_of[item.nodeid]
         if run.unavailable is not None:
             return _synthetic(item, "failed" if is_ci() else "skipped",
                               run.unavailable + ("" if is_ci() else " (CI=true would fail)"))
@@ -355,22 +381,24 @@ class LabDelegator:
         return [*reps, _report(item, "failed", msg, when)]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.run is None:
+        if self.runs is None:
             return
-        r = self.run
         tr = terminalreporter
         tr.section("grebond lab", sep="-")
         if self.host_note:
             tr.write_line(self.host_note)
-        if r.unavailable:
-            tr.write_line(r.unavailable.splitlines()[0])
-        if r.boot_seconds is not None:
-            tr.write_line(f"VM boot {r.boot_seconds:.1f}s, whole guest run {r.total_seconds:.1f}s, "
-                          f"{len(self.delegated)} test(s)")
-        if r.problem:
-            tr.write_line(r.problem.splitlines()[0])
-        if r.run_dir and (r.run_dir / "console.log").exists():
-            tr.write_line(f"guest console log: {r.run_dir / 'console.log'} (kernel log: dmesg.log)")
+        for k, r in enumerate(self.runs):
+            name = f"VM {k + 1}/{len(self.runs)}: "
+            if r.unavailable:
+                tr.write_line(name + r.unavailable.splitlines()[0])
+            if r.boot_seconds is not None:
+                tests = sum(1 for run in self.run_of.values() if run is r)
+                tr.write_line(f"{name}boot {r.boot_seconds:.1f}s, whole guest run {r.total_seconds:.1f}s, "
+                              f"{tests} test(s)")
+            if r.problem:
+                tr.write_line(name + r.problem.splitlines()[0])
+            if r.run_dir and (r.run_dir / "console.log").exists():
+                tr.write_line(f"{name}guest console log: {r.run_dir / 'console.log'} (kernel log: dmesg.log)")
 
 
 def _fix_json_tuples(rep: pytest.TestReport) -> None:

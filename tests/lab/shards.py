@@ -1,0 +1,65 @@
+"""Split the kernel tests between several lab VMs, whole modules at a time, balanced by rough cost.
+
+Why: under TCG one guest keeps this 2-core machine only partly busy (one Python process at a
+time, mostly), and the lab is most of CI's time; two guests side by side finish it in little more
+than half. A module never spans guests: its module-scoped fixtures (the fleet) are built once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+#: Rough minutes each test module takes in one TCG guest (the lab run of 2026-12-01), only to balance
+#: the guests: a module missing here counts DEFAULT_TEST_MINUTES per test.
+MODULE_MINUTES: dict[str, float] = {
+    "tests/live/test_ansible.py": 29,
+    "tests/live/test_try.py": 12,
+    "tests/live/test_faults_live.py": 8,
+    "tests/live/test_kernel_backend.py": 6.5,
+    "tests/live/test_networkd.py": 6.2,
+    "tests/live/test_networkmanager.py": 5.5,
+    "tests/live/test_bond_mac.py": 4.2,
+    "tests/live/test_metrics.py": 3.6,
+    "tests/live/test_package.py": 2.5,
+    "tests/live/test_ipv6_only.py": 1.6,
+    "tests/live/test_check_paths.py": 1.2,
+    "tests/live/test_lab_smoke.py": 1.2,
+    "tests/live/test_verify.py": 1.0,
+}
+DEFAULT_TEST_MINUTES = 1.0
+
+
+def default_vms() -> int:
+    """Two guests where two fit (2 CPUs, 6 GiB: each guest has 2 GiB), else one; $GREBOND_LAB_VMS decides."""
+    wanted = os.environ.get("GREBOND_LAB_VMS")
+    if wanted:
+        return max(1, int(wanted))
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 0
+    return 2 if (os.cpu_count() or 1) >= 2 and memory >= 6 << 30 else 1
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def split(ids: Sequence[str], vms: int) -> list[list[int]]:
+    """Indexes into ``ids`` in at most ``vms`` groups of whole modules: the costliest module first,
+    each to the least loaded group; each group keeps the collection order."""
+    modules: dict[str, list[int]] = {}
+    for i, node in enumerate(ids):
+        modules.setdefault(module_of(node), []).append(i)
+
+    def cost(module: str) -> float:
+        return MODULE_MINUTES.get(module, DEFAULT_TEST_MINUTES * len(modules[module]))
+
+    loads = [0.0] * max(1, min(vms, len(modules)))
+    groups: list[list[int]] = [[] for _ in loads]
+    for module in sorted(modules, key=lambda m: (-cost(m), m)):
+        k = loads.index(min(loads))
+        loads[k] += cost(module)
+        groups[k] += modules[module]
+    return [sorted(g) for g in groups if g]
