@@ -134,6 +134,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
         print(json.dumps({"backend": args.backend, "targets": {"systemd": targets.systemd, "networkmanager": targets.nm},
                           "files": [{"node": r.node, "name": f.name, "mode": f"{f.mode:04o}",
+                                     **({"directory": f.directory} if f.directory else {}),
                                      "content": f.content.decode(errors="replace")}
                                     for r in renderings for f in r.files]}, indent=2))
         return 0

@@ -14,11 +14,13 @@ __all__ = ["GENERATED_MARKER", "RenderedFile", "Rendering", "header_lines"]
 
 @dataclass(frozen=True)
 class RenderedFile:
-    """One file a backend would write, by name relative to the backend's directory."""
+    """One file a backend would write, by name relative to the backend's directory, or to
+    ``directory`` (absolute) for the few that belong elsewhere (networkd's udev rule)."""
 
     name: str
     content: bytes
     mode: int = 0o644
+    directory: str = ""
 
 
 @dataclass(frozen=True)

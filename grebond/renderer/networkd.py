@@ -15,6 +15,8 @@ Why each choice (details in the reference, section A):
   networkd has no key for them, udev applies .link files when a device appears (so at boot, and
   whenever networkd recreates one). It replaces 99-default.link for that device, which only
   names physical NICs and randomises nothing grebond relies on (the bond's MAC is in its .netdev).
+- The NS monitor's targets (an IPv6-only bond) have no key in any networkd release: a grebond
+  udev rule sets them whenever the bond is created (networkd_ns.py), a file for udev's directory.
 
 Every file name starts with ``FILE_PREFIX``; together with the generated-by header that marks
 the files grebond may replace or delete.
@@ -29,11 +31,11 @@ from grebond.generated import header_lines
 from grebond.model import DEFAULT_MISSED_MAX, LocalBond, LocalTunnel, MonitorType, bond_options
 from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer.ini import Section, render_ini
+from grebond.renderer.networkd_ns import ARP_MISSED_MAX_SINCE, udev_rule
 
 FILE_PREFIX = "40-grebond-"
 """Below 70 as systemd.netdev(5) asks; the name marks the file as grebond's."""
 
-ARP_MISSED_MAX_SINCE = 256          # ARPMissedMax= (systemd.netdev(5), v256)
 LINK_MATCH_KIND_SINCE = 251         # [Match] Kind= in .link files (systemd NEWS, 251)
 TCP6_OFFLOAD_SINCE = 235            # TCP6SegmentationOffload= in .link files (NEWS, 235); the rest 232
 NETWORKD_ARP_VALIDATE = ("none", "active", "backup", "all")
@@ -78,7 +80,8 @@ def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list
         base = f"links.{end.name}"
         mon = end.monitor
         if mon.type is MonitorType.ARP:
-            if mon.missed_max != DEFAULT_MISSED_MAX and target_systemd < ARP_MISSED_MAX_SINCE:
+            # an NS monitor's udev rule sets arp_missed_max too where networkd cannot
+            if mon.missed_max != DEFAULT_MISSED_MAX and target_systemd < ARP_MISSED_MAX_SINCE and not end.ns_targets:
                 problems.append(Problem(
                     source, None, f"{base}.monitor.missed-max",
                     f"{mon.missed_max} needs ARPMissedMax=, which systemd-networkd has only since "
@@ -91,13 +94,6 @@ def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list
                     f"'{mon.validate}' cannot be written for systemd-networkd: ARPValidate= accepts only "
                     f"{', '.join(NETWORKD_ARP_VALIDATE)}",
                     "use validate: none, or the kernel backend, which sets arp_validate over netlink"))
-        if end.ns_targets:
-            problems.append(Problem(
-                source, None, f"{base}.monitor",
-                f"probing {', '.join(map(str, end.ns_targets))} needs the bond's NS monitor (ns_ip6_target), which "
-                "no systemd-networkd release can set",
-                "use the kernel or networkmanager backend (NetworkManager 1.44 or later) for an IPv6-only link, "
-                "or give the bonds IPv4 addresses for the ARP monitor"))
         if end.offloads is not None and target_systemd < TCP6_OFFLOAD_SINCE:
             problems.append(Problem(
                 source, None, f"{base}.offloads",
@@ -148,9 +144,9 @@ def bond_netdev(end: LocalBond, target_systemd: int) -> list[Section]:
         if name == "primary" or (name in ("miimon", "arp_interval") and value == 0):
             continue    # 0 is the kernel default, and networkd sends nothing for an unset monitor
         if name == "arp_missed_max" and target_systemd < ARP_MISSED_MAX_SINCE:
-            continue    # check() refused a non-default value for this target
+            continue    # check() refused a non-default value for this target, or the udev rule sets it
         if name == "ns_ip6_target":
-            continue    # no [Bond] key in any systemd release: see check()
+            continue    # no [Bond] key in any systemd release: the udev rule sets it
         if name in _TIMESPANS:
             assert isinstance(value, int)
             value = ms(value)
@@ -184,6 +180,11 @@ def bond_network(end: LocalBond) -> list[Section]:
     has_v6 = any(isinstance(a, IPv6Interface) for a in end.addresses)
     network: list[tuple[str, object]] = [("Address", [str(a) for a in end.addresses])] if end.addresses else []
     network += [("LinkLocalAddressing", "ipv6" if has_v6 else "no"), ("ConfigureWithoutCarrier", "yes")]
+    if end.ns_targets:
+        # the NS monitor gives the bond carrier only once it hears the peer, and DAD keeps an IPv6
+        # address tentative until the link has carrier: the same deadlock as waiting for carrier
+        # (the kernel and iproute2 backends add these addresses with nodad)
+        network.append(("IPv6DuplicateAddressDetection", 0))
     return [("Match", [("Name", end.name)]), ("Link", [("RequiredForOnline", "no")]),
             ("Network", network)]  # type: ignore[list-item]
 
@@ -209,5 +210,8 @@ def render(ends: tuple[LocalBond, ...], source: str, node: str, target_systemd: 
         netdev, network = file_names(end.name)
         files.append(RenderedFile(netdev, render_ini(bond_netdev(end, target_systemd), head)))
         files.append(RenderedFile(network, render_ini(bond_network(end), [*head, *BOND_NETWORK_COMMENT])))
+        rule = udev_rule(end, source, node, target_systemd)
+        if rule is not None:
+            files.append(rule)
     files.sort(key=lambda f: f.name)
     return Rendering(backend="networkd", node=node, files=tuple(files))

@@ -9,7 +9,9 @@ when the target systemd predates ARPMissedMax=), so networkd's own options, whic
 the RTM_NEWLINK that creates the bond, are untouched, and a reload or reconfigure, which resend
 only networkd's options, leave the targets in place.
 
-Not yet wired into the networkd backend (see ``udev_rule``'s docstring for what it must do).
+The networkd renderer adds the rule to its files (with ``directory`` set: it goes into udev's
+directory, not networkd's); the backend writes and removes it with them, reloads udev, and sets
+the targets on a bond that already exists itself (an existing bond gets no new "add" event).
 """
 
 from __future__ import annotations
@@ -20,22 +22,29 @@ from grebond.renderer import RenderedFile
 
 UDEV_RULES_DIR = "/etc/udev/rules.d"
 IP = "/sbin/ip"                  # Debian's iproute2 ships /sbin/ip (and /bin/ip); merged /usr has both
-ARP_MISSED_MAX_SINCE = 256       # networkd's ARPMissedMax= (systemd NEWS 256)
+ARP_MISSED_MAX_SINCE = 256       # networkd's ARPMissedMax= (systemd.netdev(5), NEWS 256)
+
+
+RULE_PREFIX = "90-grebond-"
 
 
 def rule_name(bond: str) -> str:
-    return f"90-grebond-{bond}.rules"
+    return f"{RULE_PREFIX}{bond}.rules"
+
+
+def rule_settings(content: bytes) -> tuple[str, tuple[str, ...], int | None]:
+    """(bond, NS targets, arp_missed_max or None) that one of these rules sets: what the backend
+    sets itself on a bond that exists already. Reads only the rules ``udev_rule`` writes."""
+    words = content.decode().rsplit("RUN+=", 1)[-1].strip().strip('"').split()
+    # /sbin/ip link set dev BOND type bond ns_ip6_target T1,T2 [arp_missed_max N]
+    options = dict(zip(words[7::2], words[8::2], strict=False))
+    missed = options.get("arp_missed_max")
+    return words[4], tuple(options.get("ns_ip6_target", "").split(",")), int(missed) if missed else None
 
 
 def udev_rule(end: LocalBond, source: str, node: str, target_systemd: int) -> RenderedFile | None:
-    """The rule for ``end``'s bond, or None when the bond has no NS target (nothing to write).
-
-    The networkd backend must: write it into ``UDEV_RULES_DIR`` with its other files (same header,
-    same ownership check, removed with them), run ``udevadm control --reload`` after writing or
-    removing it, and, because a bond that already exists gets no new "add" event, set the targets
-    on a running bond itself after networkd has applied (``grebond.kernel.bond_attrs.set_bond_attrs``);
-    ``verify`` then reads them back through the kernel reader like any other backend's.
-    """
+    """The rule for ``end``'s bond (a file for ``UDEV_RULES_DIR``), or None when the bond has no NS
+    target (nothing to write). ``arp_missed_max`` rides along where networkd cannot set it."""
     if not end.ns_targets:
         return None
     options = bond_options(end)
@@ -47,4 +56,4 @@ def udev_rule(end: LocalBond, source: str, node: str, target_systemd: int) -> Re
               f"# creation of {end.name} (grebond(8), NS MONITOR).",
               f'ACTION=="add", SUBSYSTEM=="net", KERNEL=="{end.name}", ENV{{DEVTYPE}}=="bond", '
               f'RUN+="{IP} link set dev {end.name} type bond {" ".join(args)}"']
-    return RenderedFile(rule_name(end.name), ("\n".join(lines) + "\n").encode())
+    return RenderedFile(rule_name(end.name), ("\n".join(lines) + "\n").encode(), directory=UDEV_RULES_DIR)

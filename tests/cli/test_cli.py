@@ -296,3 +296,26 @@ def test_offline_files_are_for_what_the_tree_has_installed(tmp_path: Path, seed_
     empty = tmp_path / "empty"
     done = run("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(empty))
     assert done.returncode == 0 and "rendering for systemd 257 and NetworkManager 1.52 (Debian 13's" in done.stderr
+
+
+def test_offline_networkd_ipv6_only_writes_its_udev_rule_and_removes_it(tmp_path: Path) -> None:
+    """An IPv6-only bond for networkd: its NS targets go in grebond's udev rule beside the networkd
+    files; someone else's file of that name is refused before anything is written; remove takes it."""
+    cfg = tmp_path / "ipv6-only.yaml"
+    cfg.write_text((REPO / "examples" / "ipv6-only.yaml").read_text())
+    cfg.chmod(0o600)
+    root = tmp_path / "img"
+    rule = root / "etc/udev/rules.d/90-grebond-bond6.rules"
+    rule.parent.mkdir(parents=True)
+    rule.write_text("# the administrator's own rule\n")
+    done = run("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(root))
+    assert done.returncode == 3 and f"{rule}: exists and was not written by grebond" in done.stderr, done.stderr
+    assert rule.read_text() == "# the administrator's own rule\n" and not (root / "etc/systemd").exists()
+    rule.unlink()
+    done = run("apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert rule.read_text().rstrip().endswith('RUN+="/sbin/ip link set dev bond6 type bond ns_ip6_target fd67::2"')
+    assert "IPv6DuplicateAddressDetection=0" in (root / "etc/systemd/network/40-grebond-bond6.network").read_text()
+    done = run("remove", "--backend", "networkd", "-c", str(cfg), "--node", "r2", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert not rule.exists() and list((root / "etc/systemd/network").iterdir()) == []

@@ -157,68 +157,41 @@ def test_ipv6_only_bond_with_the_ns_monitor(lab_factory, tmp_path: Path) -> None
 UDEV_RULE = Path("/etc/udev/rules.d") / "90-grebond-bond0.rules"
 
 
-def networkd_end() -> tuple[object, str]:
-    """examples/ipv6-only.yaml renamed to the lab's bond0/gre1/gre2 (the names its networkd
-    fixtures clean up), missed-max 3 so the rule's arp_missed_max shows; r2's end and its rule."""
-    from grebond.renderer.networkd_ns import udev_rule
-    from grebond.validation import parse_config
-
-    text = EXAMPLE.read_text().replace("bond6", "bond0").replace("gre61", "gre1").replace("gre62", "gre2")
-    config, _ = parse_config(text.replace("missed-max: 2", "missed-max: 3"), "/etc/grebond/grebond.yaml")
-    end = config.bonds_of("r2")[0]
-    rule = udev_rule(end, config.source, "r2", 252)             # Debian 12's networkd: no ARPMissedMax=
-    assert rule is not None
-    return end, rule.content.decode()
-
-
 @pytest.mark.kernel(root_ns=True)
-def test_networkd_bond_gets_its_ns_targets_from_the_udev_rule(lab_factory, networkd) -> None:  # type: ignore[no-untyped-def]
-    """networkd creates the bond (cold start, reload, reconfigure, restart from nothing): every
-    time the kernel holds the NS targets and arp_missed_max the rule sets, and ping6 passes.
-    The rule is grebond.renderer.networkd_ns's, installed here by the test: the networkd backend
-    does not write it yet (it refuses NS targets), so this proves the mechanism, not the backend."""
-    from lab.daemons import NETWORKD_DIR
-
-    end, rule_text = networkd_end()
+def test_networkd_bond_gets_its_ns_targets_from_the_udev_rule(lab_factory, networkd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``apply --backend networkd`` of examples/ipv6-only.yaml (renamed to the bond0/gre1/gre2 the
+    networkd fixture cleans up; missed-max 3, so Debian 12's networkd, without ARPMissedMax=, needs
+    the rule for it too): the bond has its NS targets at once, and again each time networkd creates
+    it without grebond (reload, reconfigure, a restart from nothing); verify passes, ping6 crosses;
+    remove takes the rule away with the files."""
+    text = EXAMPLE.read_text().replace("bond6", "bond0").replace("gre61", "gre1").replace("gre62", "gre2")
+    cfg = tmp_path / "ipv6-only.yaml"
+    cfg.write_text(text.replace("missed-max: 2", "missed-max: 3"))
+    cfg.chmod(0o600)
     lab = lab_factory(addresses=SEED_V6[:2], wg_mtu=1420, root_router="r2")
-    lines = [f"link add gre{p.index} mtu {BOND_MTU} type ip6gretap local {lab.local('r1', p.index)} "
-             f"remote {lab.remote('r1', p.index)} ttl 255 encaplimit none" for p in lab.paths]
-    lines.append(f"link add bond0 mtu {BOND_MTU} type bond mode balance-rr arp_interval 100 ns_ip6_target fd67::1")
-    lines += [f"link set gre{p.index} {action}" for p in lab.paths for action in ("down", "master bond0")]
-    lines += ["addr add fd67::2/64 dev bond0 nodad"] + [f"link set gre{p.index} up" for p in lab.paths]
-    lab.batch("r1", [*lines, "link set bond0 up"])
-    header = rule_text.splitlines()[0] + "\n"
-    files = {"40-grebond-bond0.netdev": f"[NetDev]\nName=bond0\nKind=bond\nMACAddress={end.mac}\n"  # type: ignore[attr-defined]
-                                        f"MTUBytes={BOND_MTU}\n\n[Bond]\nMode=balance-rr\nARPIntervalSec=100ms\n"
-                                        "ARPValidate=none\n",
-             "40-grebond-bond0.network": "[Match]\nName=bond0\n\n[Link]\nRequiredForOnline=no\n\n[Network]\n"
-                                         "LinkLocalAddressing=no\nConfigureWithoutCarrier=yes\n\n"
-                                         "[Address]\nAddress=fd67::1/64\nDuplicateAddressDetection=none\n"}
-    for p in lab.paths:
-        files[f"40-grebond-gre{p.index}.netdev"] = (
-            f"[NetDev]\nName=gre{p.index}\nKind=ip6gretap\nMTUBytes={BOND_MTU}\n\n[Tunnel]\n"
-            f"Local={lab.local('r2', p.index)}\nRemote={lab.remote('r2', p.index)}\nTTL=255\n"
-            "EncapsulationLimit=none\nIndependent=yes\n")
-        files[f"40-grebond-gre{p.index}.network"] = (f"[Match]\nName=gre{p.index}\n\n[Link]\nRequiredForOnline=no\n\n"
-                                                    "[Network]\nBond=bond0\n")
-    NETWORKD_DIR.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (NETWORKD_DIR / name).write_text(header + text)
-    UDEV_RULE.parent.mkdir(parents=True, exist_ok=True)
-    UDEV_RULE.write_text(rule_text)
-    subprocess.run(["udevadm", "control", "--reload"], check=True)
+    cp = grebond(lab, "r1", "apply", "--backend", "kernel", "-c", str(cfg), "--node", "r1", "--timeout", "10")
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+    def kernel() -> tuple[int, list[str], str]:
+        out = lab.run("r2", "ip", "-d", "link", "show", "bond0", check=False).stdout
+        index = int(out.split(":", 1)[0]) if out[:1].isdigit() else 0
+        m = re.search(r"arp_missed_max (\d+)", out)
+        return index, ns_targets(lab, "r2", "bond0") if index else [], m.group(1) if m else ""
+
+    def working() -> bool:
+        return kernel()[1:] == (["fd67::2"], "3") and lab.ping("r2", "fd67::2", count=1, wait=1).ok
+
+    networkd.start()
     try:
-        def kernel() -> tuple[int, list[str], str]:
-            out = lab.run("r2", "ip", "-d", "link", "show", "bond0", check=False).stdout
-            index = int(out.split(":", 1)[0]) if out[:1].isdigit() else 0
-            m = re.search(r"arp_missed_max (\d+)", out)
-            return index, ns_targets(lab, "r2", "bond0") if index else [], m.group(1) if m else ""
-
-        def working() -> bool:
-            return kernel()[1:] == (["fd67::2"], "3") and lab.ping("r2", "fd67::2", count=1, wait=1).ok
-
-        networkd.start()                                   # cold start, as at boot
+        cp = grebond(lab, "r2", "apply", "--backend", "networkd", "-c", str(cfg), "--node", "r2")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        rule = UDEV_RULE.read_text()
+        assert rule.rstrip().endswith('RUN+="/sbin/ip link set dev bond0 type bond ns_ip6_target fd67::2 '
+                                      'arp_missed_max 3"'), rule
         assert wait_for(working, timeout=40), (kernel(), networkd.text()[-2000:])
+        cp = grebond(lab, "r2", "verify", "-c", str(cfg), "--node", "r2", "--settle", "20")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "[ OK ] bond0 ns_ip6_targets fd67::2" in cp.stdout, cp.stdout
         first = kernel()[0]
         assert "arp_interval 100" in lab.run("r2", "ip", "-d", "link", "show", "bond0").stdout   # networkd's own
         for action in (["networkctl", "reload"], ["networkctl", "reconfigure", "bond0"]):
@@ -230,6 +203,10 @@ def test_networkd_bond_gets_its_ns_targets_from_the_udev_rule(lab_factory, netwo
             subprocess.run(["ip", "link", "del", name], check=True)
         networkd.start()
         assert wait_for(lambda: kernel()[0] not in (0, first) and working(), timeout=40), kernel()
+        cp = grebond(lab, "r2", "remove", "--backend", "networkd", "-c", str(cfg), "--node", "r2")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert not UDEV_RULE.exists() and kernel()[0] == 0
     finally:
-        UDEV_RULE.unlink(missing_ok=True)
-        subprocess.run(["udevadm", "control", "--reload"], check=False)
+        if UDEV_RULE.exists():
+            UDEV_RULE.unlink()
+            subprocess.run(["udevadm", "control", "--reload"], check=False)

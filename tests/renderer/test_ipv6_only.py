@@ -1,5 +1,6 @@
 """examples/ipv6-only.yaml: NetworkManager 1.52's keyfiles as golden files (the NM goldens of the
-other examples are 1.42's, which cannot express this one), and each refusal naming its reason."""
+other examples are 1.42's, which cannot express this one), networkd's files and udev rule for
+systemd 252 and 257, and each refusal naming its reason."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from grebond.backends import registry
 from grebond.backends.base import Context
 from grebond.errors import ConfigError
+from grebond.renderer import networkd
 from grebond.renderer import networkmanager as nm
+from grebond.renderer.networkd_ns import UDEV_RULES_DIR
 from grebond.validation import load_config
 
 from golden import assert_golden, assert_golden_set
@@ -44,10 +47,24 @@ def refusals(backend: str, systemd: int = 257, target_nm: str = "1.52") -> list[
     return [f"{p.path}: {p.message}" for p in err.value.problems]
 
 
-def test_networkd_refuses_naming_the_missing_key() -> None:
-    assert refusals("networkd") == [
-        "links.bond6.monitor: probing fd67::2 needs the bond's NS monitor (ns_ip6_target), which no "
-        "systemd-networkd release can set"]
+@pytest.mark.parametrize("systemd", [252, 257])
+@pytest.mark.parametrize("node", ["r1", "r2"])
+def test_golden_networkd_with_its_udev_rule(in_repo: Path, node: str, systemd: int) -> None:
+    """The NS targets in grebond's udev rule (arp_missed_max too on 252, which lacks ARPMissedMax=),
+    and no DAD on the bond, whose carrier waits for the NS monitor."""
+    config, _ = load_config(EXAMPLE)
+    rendering = networkd.render(config.bonds_of(node), config.source, node, systemd)
+    names = [f.name for f in rendering.files]
+    assert names[-1] == "90-grebond-bond6.rules" and len(names) == 7, names
+    assert {f.name: f.directory for f in rendering.files if f.directory} == {"90-grebond-bond6.rules": UDEV_RULES_DIR}
+    for f in rendering.files:
+        assert_golden(f"networkd/ipv6-only-{systemd}/{node}/{f.name}", f.content)
+    assert_golden_set(f"networkd/ipv6-only-{systemd}/{node}", names)
+    bond = {f.name: f.content.decode() for f in rendering.files}
+    assert "IPv6DuplicateAddressDetection=0" in bond["40-grebond-bond6.network"]
+    assert ("ARPMissedMax=2" in bond["40-grebond-bond6.netdev"]) == (systemd >= 256)
+    assert bond["90-grebond-bond6.rules"].rstrip().endswith(
+        ("fd67::2" if node == "r2" else "fd67::1") + (" arp_missed_max 2" if systemd < 256 else "") + '"')
 
 
 def test_networkmanager_1_42_refuses_naming_1_44() -> None:

@@ -18,8 +18,13 @@ anything, and the features of devices that already exist are set here (ethtool i
 .link files will at the next boot. The same steps run on systemd >= 257: the kernel refuses
 some in-place changes (bond mode with slaves), so recreating is right there too.
 
-Only files whose name starts with ``FILE_PREFIX`` AND that carry grebond's header are ever
-replaced or removed; only links named in such files (or in the new rendering) are deleted.
+A bond with NS targets (IPv6-only) also gets a udev rule in /etc/udev/rules.d that sets them
+whenever the bond is created (networkd has no key for them: renderer/networkd_ns.py). The rules
+are written before the reload (udev told at once), removed with the other files, and the targets
+are set here over netlink on a bond that already exists, which sees no new "add" event.
+
+Only files whose name starts with ``FILE_PREFIX`` (rules: ``RULE_PREFIX``) AND that carry grebond's
+header are ever replaced or removed; only links named in such files (or in the new rendering) are deleted.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from grebond.kernel.netlink import delete_links, enslave, set_mac
 from grebond.kernel.reader import read_state
 from grebond.kernel.state import KernelState
 from grebond.managed import ManagedDirectory
-from grebond.renderer import Rendering
+from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer import networkd as renderer
+from grebond.renderer.networkd_ns import RULE_PREFIX, UDEV_RULES_DIR, rule_settings
 
 NETWORK_DIR = "/etc/systemd/network"
 
@@ -119,9 +125,24 @@ def _macs_to_set(new: FileSet, state: KernelState, deleting: set[str]) -> dict[s
 @dataclass
 class NetworkdSnapshot(Snapshot):
     files: dict[str, bytes]
+    rules: dict[str, bytes] = field(default_factory=dict)    # grebond's udev rules (NS targets)
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": {n: base64.b64encode(c).decode() for n, c in self.files.items()}}
+        return {"files": _b64(self.files), "rules": _b64(self.rules)}
+
+
+def _b64(files: dict[str, bytes]) -> dict[str, str]:
+    return {n: base64.b64encode(c).decode() for n, c in files.items()}
+
+
+def _unb64(files: dict[str, str]) -> dict[str, bytes]:
+    return {n: base64.b64decode(c) for n, c in files.items()}
+
+
+def split_files(files: tuple[RenderedFile, ...]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """A rendering's files for networkd's directory, and its udev rules, each by name."""
+    return ({f.name: f.content for f in files if f.directory != UDEV_RULES_DIR},
+            {f.name: f.content for f in files if f.directory == UDEV_RULES_DIR})
 
 
 class NetworkdBackend(Backend):
@@ -133,6 +154,9 @@ class NetworkdBackend(Backend):
 
     def directory(self, ctx: Context) -> ManagedDirectory:
         return ManagedDirectory(under_root(ctx.root, NETWORK_DIR), prefix=renderer.FILE_PREFIX)
+
+    def rules_directory(self, ctx: Context) -> ManagedDirectory:
+        return ManagedDirectory(under_root(ctx.root, UDEV_RULES_DIR), prefix=RULE_PREFIX)
 
     def available(self) -> Availability:
         if not daemon.NETIF_DIR.is_dir():
@@ -150,8 +174,10 @@ class NetworkdBackend(Backend):
                                     "or write the files only with --write-only or --root")
 
     def write(self, rendering: Rendering, ctx: Context) -> Changes:
-        desired = {f.name: f.content for f in rendering.files}
+        desired, rules = split_files(rendering.files)
+        self.rules_directory(ctx).check(sorted(rules))    # refused before anything is written
         changes = self.directory(ctx).sync(desired, ctx.dry_run)
+        changes.extend(self.rules_directory(ctx).sync(rules, ctx.dry_run))
         changes.notes += self.shadowed(desired, ctx)
         return changes
 
@@ -172,14 +198,14 @@ class NetworkdBackend(Backend):
 
     # ------------------------------------------------------------- the transaction's steps
     def snapshot(self, ctx: Context) -> NetworkdSnapshot:
-        return NetworkdSnapshot(self.directory(ctx).current())
+        return NetworkdSnapshot(self.directory(ctx).current(), self.rules_directory(ctx).current())
 
     def snapshot_from_json(self, data: dict[str, Any]) -> NetworkdSnapshot:
-        return NetworkdSnapshot({n: base64.b64decode(c) for n, c in data.get("files", {}).items()})
+        return NetworkdSnapshot(_unb64(data.get("files", {})), _unb64(data.get("rules", {})))
 
     def change(self, ctx: Context, snapshot: Snapshot) -> Changes:
-        desired = {f.name: f.content for f in self.render(ctx).files}
-        changes = self._dry_run(desired, ctx) if ctx.dry_run else self._converge(desired, ctx)
+        desired, rules = split_files(self.render(ctx).files)
+        changes = self._dry_run(desired, rules, ctx) if ctx.dry_run else self._converge(desired, rules, ctx)
         changes.notes += self.shadowed(desired, ctx)
         return changes
 
@@ -189,8 +215,9 @@ class NetworkdBackend(Backend):
         assert isinstance(snapshot, NetworkdSnapshot)
         try:
             if self.available().ok:
-                self._converge(snapshot.files, ctx)
+                self._converge(snapshot.files, snapshot.rules, ctx)
                 return "restored the previous files and links"
+            self.rules_directory(ctx).sync(snapshot.rules)
             self.directory(ctx).sync(snapshot.files)
             return "restored the previous files; systemd-networkd is not running and brings them up when it starts"
         except GrebondError as exc:
@@ -198,17 +225,23 @@ class NetworkdBackend(Backend):
 
     def remove(self, ctx: Context) -> Changes:
         if ctx.offline:
-            return self.directory(ctx).sync({}, ctx.dry_run)
+            changes = self.directory(ctx).sync({}, ctx.dry_run)
+            changes.extend(self.rules_directory(ctx).sync({}, ctx.dry_run))
+            return changes
         if ctx.dry_run:
-            return self._dry_run({}, ctx)
+            return self._dry_run({}, {}, ctx)
         self.ready(ctx)
-        return self._converge({}, ctx)
+        return self._converge({}, {}, ctx)
 
     # ------------------------------------------------------------- how
-    def _dry_run(self, desired: dict[str, bytes], ctx: Context) -> Changes:
+    def _dry_run(self, desired: dict[str, bytes], rules: dict[str, bytes], ctx: Context) -> Changes:
         directory = self.directory(ctx)
-        steps = plan(directory.current(), desired, read_state())
+        state = read_state()
+        steps = plan(directory.current(), desired, state)
         changes = directory.sync(desired, dry_run=True)
+        changes.extend(self.rules_directory(ctx).sync(rules, dry_run=True))
+        changes.actions += [f"set {bond} {what}" for bond, (_t, _m, what)
+                            in _ns_to_set(rules, [b for b in steps.bonds if b not in steps.recreate], state).items()]
         changes.recreated = list(steps.recreate)
         changes.actions += [f"delete link {n}" for n in steps.delete_links if n not in steps.recreate]
         changes.actions += [f"set {b} mac {m}" for b, m in steps.macs.items()]
@@ -219,21 +252,28 @@ class NetworkdBackend(Backend):
         changes.actions += converge_offloads(read_files(desired).offloads, dry_run=True).values()
         return changes
 
-    def _converge(self, desired: dict[str, bytes], ctx: Context) -> Changes:
+    def _converge(self, desired: dict[str, bytes], rules: dict[str, bytes], ctx: Context) -> Changes:
         """Delete what must be recreated, write the files, reload, enslave, wait. Returns what changed."""
         directory = self.directory(ctx)
         wanted = read_files(desired)
         steps = plan(directory.current(), desired, read_state())
+        # the rules first: a bond networkd creates on this reload must find them in place
+        ruled = self.rules_directory(ctx).sync(rules)
+        if ruled.written or ruled.removed:
+            daemon.reload_udev()
         if steps.empty:
             changes = directory.sync(desired)     # nothing differs; still reports unchanged files
+            changes.extend(ruled)
             if desired:
                 changes.actions += self._set_macs(steps.macs)   # heal a bond whose MAC drifted
                 self._enslave(steps.bonds)        # heal a slave someone released by hand
                 changes.actions += converge_offloads(wanted.offloads).values()   # or offloads set by hand
+                changes.actions += self._set_ns(rules, list(steps.bonds))   # or NS targets (a new rule)
             return changes
         deleted = delete_links(steps.delete_links)
         macs = self._set_macs(steps.macs)         # before networkd or _enslave attaches a tunnel
         changes = directory.sync(desired)
+        changes.extend(ruled)
         changes.actions += macs
         changes.recreated = [n for n in steps.recreate if n in deleted]
         changes.actions += [f"deleted link {n}" for n in deleted if n not in steps.recreate]
@@ -246,7 +286,20 @@ class NetworkdBackend(Backend):
             daemon.wait_links(names, ctx.timeout_s)
             changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
             changes.actions += converge_offloads(wanted.offloads).values()
+            changes.actions += self._set_ns(rules, list(steps.bonds))
         return changes
+
+    def _set_ns(self, rules: dict[str, bytes], bonds: list[str]) -> list[str]:
+        """Set what the rules set on grebond's ``bonds`` where the kernel differs: a bond that
+        existed sees no new "add" event, and udev runs a rule for a new one asynchronously."""
+        todo = _ns_to_set(rules, bonds, read_state())
+        if todo:
+            # its raw socket module stays off the render path, which imports this module
+            from grebond.kernel.bond_attrs import set_bond_attrs
+
+            for bond, (targets, missed, _what) in todo.items():
+                set_bond_attrs(bond, missed_max=missed, ns_ip6_targets=targets)
+        return [f"set {bond} {what}" for bond, (_t, _m, what) in todo.items()]
 
     def _set_macs(self, macs: dict[str, str]) -> list[str]:
         for bond, mac in macs.items():
@@ -268,4 +321,25 @@ class NetworkdBackend(Backend):
         return done
 
 
-__all__ = ["NetworkdBackend", "NetworkdSnapshot", "Plan", "plan"]
+def _ns_to_set(rules: dict[str, bytes], bonds: list[str],
+               state: KernelState) -> dict[str, tuple[tuple[str, ...], int | None, str]]:
+    """bond -> (NS targets, arp_missed_max or None, what differs) for each of ``bonds`` that exists
+    and differs from its rule; a bond without a rule must have no NS targets."""
+    wanted = {bond: (targets, missed) for bond, targets, missed in map(rule_settings, rules.values())}
+    out: dict[str, tuple[tuple[str, ...], int | None, str]] = {}
+    for bond in bonds:
+        link = state.link(bond)
+        if link is None or link.bond is None:
+            continue
+        targets, missed = wanted.get(bond, ((), None))
+        parts = []
+        if tuple(link.bond.ns_ip6_targets) != targets:
+            parts.append(f"ns_ip6_target {','.join(targets) or '(none)'}")
+        if missed is not None and link.bond.arp_missed_max != missed:
+            parts.append(f"arp_missed_max {missed}")
+        if parts:
+            out[bond] = (targets, missed, ", ".join(parts))
+    return out
+
+
+__all__ = ["NetworkdBackend", "NetworkdSnapshot", "Plan", "plan", "split_files"]
