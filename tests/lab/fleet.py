@@ -222,7 +222,9 @@ class Fleet:
         self.debian_ram.mkdir(parents=True, exist_ok=True)
         _run(["mount", "-t", "tmpfs", "-o", "size=400M", f"gbf{self.token}-python", str(self.debian_ram)])
         self._mounted.append(self.debian_ram)
-        _run(["sh", "-c", f"tar -C / -cf - {' '.join(self.debian_python)} | tar -C {self.debian_ram} -xf -"])
+        # over 9p: ~1 min in a guest alone, more than 2 with another guest beside it on 2 CPUs
+        _run(["sh", "-c", f"tar -C / -cf - {' '.join(self.debian_python)} | tar -C {self.debian_ram} -xf -"],
+             timeout=900)
 
     def _wireguard(self) -> None:
         keys = {}
