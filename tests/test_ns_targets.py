@@ -12,6 +12,7 @@ from grebond.validation import parse_config
 
 EXAMPLE = (Path(__file__).resolve().parents[1] / "examples" / "ipv6-only.yaml").read_text()
 MONITOR = "    monitor: {type: arp, interval: 100ms, missed-max: 2}"
+AT = f"f.yaml:{EXAMPLE.splitlines().index(MONITOR) + 1}"     # the line a user is pointed at: the monitor's
 
 
 def with_targets(targets: str, text: str = EXAMPLE) -> str:
@@ -44,12 +45,12 @@ def test_mixed_targets_on_a_dual_stack_bond_split_by_family() -> None:
 
 
 @pytest.mark.parametrize(("targets", "line"), [
-    ("[10.67.0.9]", "f.yaml:30: links.bond6.monitor.targets: r1's bond has no IPv4 address to send its probes of "
+    ("[10.67.0.9]", f"{AT}: links.bond6.monitor.targets: r1's bond has no IPv4 address to send its probes of "
                     "10.67.0.9 from; give r1's bond an IPv4 address, or probe the other family"),
-    ('["fe80::2"]', "f.yaml:30: warning: links.bond6.monitor.targets: 'fe80::2' is link-local: with such a target the "
+    ('["fe80::2"]', f"{AT}: warning: links.bond6.monitor.targets: 'fe80::2' is link-local: with such a target the "
                     "kernel's NS monitor never brought a slave up in grebond's tests (Linux 6.1); probe the peer's "
                     "global or unique-local bond address (leave targets out to do so)"),
-    ('["ff02::1"]', "f.yaml:30: links.bond6.monitor.targets: 'ff02::1' cannot answer a probe; use a unicast "
+    ('["ff02::1"]', f"{AT}: links.bond6.monitor.targets: 'ff02::1' cannot answer a probe; use a unicast "
                     "address of the peer"),
 ], ids=["ipv4-target-on-ipv6-only-bond", "link-local-warning", "multicast"])
 def test_what_a_user_reads(targets: str, line: str) -> None:
