@@ -257,6 +257,8 @@ class NetworkdBackend(Backend):
         directory = self.directory(ctx)
         wanted = read_files(desired)
         steps = plan(directory.current(), desired, read_state())
+        directory.check(sorted(desired))           # someone else's file in the way: refused before any change
+        self.rules_directory(ctx).check(sorted(rules))
         # the rules first: a bond networkd creates on this reload must find them in place
         ruled = self.rules_directory(ctx).sync(rules)
         if ruled.written or ruled.removed:
