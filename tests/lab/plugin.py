@@ -3,7 +3,7 @@
 Why: this machine's (and maybe CI's) kernel has no gre/bonding/wireguard. When a
 session collects kernel tests and the host cannot run them, the plugin boots
 virtme-ng guests (two side by side where they fit, each booted once, whole test
-modules split between them by shards.py), runs pytest there on exactly those node ids (same interpreter,
+modules split between them by shards.py, one vCPU each), runs pytest there on exactly those node ids (same interpreter,
 same checkout, seen read-only through 9p), streams each guest test report back
 as JSON through an --rwdir, and replays it as that test's outcome here, like
 pytest-xdist does for its workers. Tests that do not need the kernel run on the
@@ -289,8 +289,12 @@ class LabDelegator:
             modules = sorted({n.split("::", 1)[0].rsplit("/", 1)[-1] for n in group})
             self._say(f"grebond lab: VM {k + 1}/{len(groups)} boots for {len(group)} kernel test(s) "
                       f"({', '.join(modules)}); log: {run.run_dir / 'console.log'}")
+        # one vCPU each: a 2-vCPU guest alone already keeps both host CPUs busy (TCG's vCPU threads
+        # and the 9p server), so two of them side by side each ran 2-3x slower; two 1-vCPU guests
+        # each ran as fast as the one 2-vCPU guest did (2026-12-01)
+        cpus = 2 if len(groups) == 1 else 1
         with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-            list(pool.map(self._run_guest, runs, groups))
+            list(pool.map(lambda run, group: self._run_guest(run, group, cpus), runs, groups))
         for k, run in enumerate(runs):
             if run.total_seconds is not None:
                 boot = f"{run.boot_seconds:.1f}s" if run.boot_seconds is not None else "n/a"
@@ -301,7 +305,7 @@ class LabDelegator:
                 self.run_of[nodeid] = run
         return runs
 
-    def _run_guest(self, result: LabRun, ids: list[str]) -> None:
+    def _run_guest(self, result: LabRun, ids: list[str], cpus: int) -> None:
         """One guest on ``ids``; fills ``result`` (runs in a worker thread: it never writes to the terminal)."""
         if result.run_dir is None:
             return
@@ -321,7 +325,7 @@ class LabDelegator:
                               self._guest_env(run_dir), ram_extra=extra)
         timeout = float(self.config.getoption("--lab-timeout"))
         try:
-            gr = run_in_guest(script, run_dir, timeout=timeout, cwd=rootdir)
+            gr = run_in_guest(script, run_dir, timeout=timeout, cwd=rootdir, cpus=cpus)
         except LabUnavailable as exc:
             result.unavailable = f"lab unavailable: {exc}"
             return

@@ -1,8 +1,9 @@
 """Split the kernel tests between several lab VMs, whole modules at a time, balanced by rough cost.
 
-Why: under TCG one guest keeps this 2-core machine only partly busy (one Python process at a
-time, mostly), and the lab is most of CI's time; two guests side by side finish it in little more
-than half. A module never spans guests: its module-scoped fixtures (the fleet) are built once.
+Why: the lab is most of CI's time, and under TCG a guest with one vCPU runs these tests about as
+fast as one with two (one Python process at a time, mostly), so two 1-vCPU guests side by side
+on this 2-core machine finish in about half the time. A module never spans guests: its
+module-scoped fixtures (the fleet) are built once.
 """
 
 from __future__ import annotations

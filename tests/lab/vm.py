@@ -10,7 +10,7 @@ Environment knobs (all optional):
 - ``GREBOND_LAB_KERNEL``  kernel image to boot (default: newest /boot/vmlinuz-*)
 - ``GREBOND_LAB_VNG``     path of the ``vng`` executable
 - ``GREBOND_LAB_MEMORY``  guest memory (default ``2G``)
-- ``GREBOND_LAB_CPUS``    guest CPUs (default ``2``)
+- ``GREBOND_LAB_CPUS``    guest CPUs (default ``2``; 1 each when the plugin boots two guests)
 - ``GREBOND_LAB_KVM=1``   try KVM instead of TCG (KVM is broken on our runners)
 - ``GREBOND_LAB_BOOT_TIMEOUT`` seconds until the guest must have started the command (default 300)
 - ``GREBOND_LAB_RAM_PYTHON=0`` read Python from the shared file system instead of a RAM copy
@@ -142,15 +142,17 @@ class GuestRun:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def vng_command(vng: Path, kernel: Path, rwdirs: list[Path], script: str, cwd: Path) -> list[str]:
-    """Build the vng argv. Why each flag: see lab-facts.md (TCG only, root, /etc writable for networkd/NM)."""
+def vng_command(vng: Path, kernel: Path, rwdirs: list[Path], script: str, cwd: Path,
+                cpus: int | None = None) -> list[str]:
+    """Build the vng argv. Why each flag: see lab-facts.md (TCG only, root, /etc writable for networkd/NM).
+    ``cpus``: the guest's CPUs when $GREBOND_LAB_CPUS does not say (default 2)."""
     cmd = [str(vng), "-r", str(kernel)]
     if os.environ.get("GREBOND_LAB_KVM") != "1":
         cmd.append("--disable-kvm")
     cmd += [
         "--user", "root",
         "-m", os.environ.get("GREBOND_LAB_MEMORY", "2G"),
-        "--cpus", os.environ.get("GREBOND_LAB_CPUS", "2"),
+        "--cpus", os.environ.get("GREBOND_LAB_CPUS") or str(cpus or 2),
         "--overlay-rwdir", "/etc",
         "--cwd", str(cwd),
     ]
@@ -168,6 +170,7 @@ def run_in_guest(
     cwd: Path | None = None,
     extra_rwdirs: list[Path] | None = None,
     boot_timeout: float | None = None,
+    cpus: int | None = None,
 ) -> GuestRun:
     """Boot the guest, run ``script`` (a shell command line) as root, wait, return the outcome.
 
@@ -187,7 +190,7 @@ def run_in_guest(
     script_file = results_dir / "guest.sh"
     script_file.write_text("#!/bin/sh\n" + script + "\n")
     cmd = vng_command(vng, kernel, [results_dir, *(extra_rwdirs or [])],
-                      f"sh {shlex.quote(str(script_file))}", cwd)
+                      f"sh {shlex.quote(str(script_file))}", cwd, cpus)
     env = dict(os.environ)
     # vng spawns virtme-run by name: the venv's bin dir must be on PATH.
     env["PATH"] = os.pathsep.join([str(vng.parent), env.get("PATH", "/usr/bin:/bin")])
