@@ -257,15 +257,12 @@ class NetworkdBackend(Backend):
         directory = self.directory(ctx)
         wanted = read_files(desired)
         steps = plan(directory.current(), desired, read_state())
+        rules_directory = self.rules_directory(ctx)
         directory.check(sorted(desired))           # someone else's file in the way: refused before any change
-        self.rules_directory(ctx).check(sorted(rules))
-        # the rules first: a bond networkd creates on this reload must find them in place
-        ruled = self.rules_directory(ctx).sync(rules)
-        if ruled.written or ruled.removed:
-            daemon.reload_udev()
+        rules_directory.check(sorted(rules))
         if steps.empty:
             changes = directory.sync(desired)     # nothing differs; still reports unchanged files
-            changes.extend(ruled)
+            changes.extend(self._sync_rules(rules_directory, rules))
             if desired:
                 changes.actions += self._set_macs(steps.macs)   # heal a bond whose MAC drifted
                 self._enslave(steps.bonds)        # heal a slave someone released by hand
@@ -275,7 +272,7 @@ class NetworkdBackend(Backend):
         deleted = delete_links(steps.delete_links)
         macs = self._set_macs(steps.macs)         # before networkd or _enslave attaches a tunnel
         changes = directory.sync(desired)
-        changes.extend(ruled)
+        changes.extend(self._sync_rules(rules_directory, rules))   # before the reload: a bond it creates needs them
         changes.actions += macs
         changes.recreated = [n for n in steps.recreate if n in deleted]
         changes.actions += [f"deleted link {n}" for n in deleted if n not in steps.recreate]
@@ -289,6 +286,14 @@ class NetworkdBackend(Backend):
             changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
             changes.actions += converge_offloads(wanted.offloads).values()
             changes.actions += self._set_ns(rules, list(steps.bonds))
+        return changes
+
+    @staticmethod
+    def _sync_rules(rules_directory: ManagedDirectory, rules: dict[str, bytes]) -> Changes:
+        """Write or remove grebond's udev rules; udev told at once when they changed."""
+        changes = rules_directory.sync(rules)
+        if changes.written or changes.removed:
+            daemon.reload_udev()
         return changes
 
     def _set_ns(self, rules: dict[str, bytes], bonds: list[str]) -> list[str]:
