@@ -31,3 +31,11 @@ def test_one_guest_or_one_module_is_one_group() -> None:
 def test_every_weighted_module_exists() -> None:
     """A renamed module would silently fall back to the per-test default and unbalance the guests."""
     assert [m for m in MODULE_MINUTES if not (REPO / m).is_file()] == []
+
+
+def test_vcpus_two_alone_one_beside_another_guest_two_for_the_fleet() -> None:
+    from lab.shards import cpus_for
+
+    assert cpus_for(["tests/live/test_try.py::a"], alone=True) == 2
+    assert cpus_for(["tests/live/test_try.py::a"], alone=False) == 1
+    assert cpus_for(["tests/live/test_try.py::a", "tests/live/test_ansible.py::b"], alone=False) == 2

@@ -3,7 +3,7 @@
 Why: this machine's (and maybe CI's) kernel has no gre/bonding/wireguard. When a
 session collects kernel tests and the host cannot run them, the plugin boots
 virtme-ng guests (two side by side where they fit, each booted once, whole test
-modules split between them by shards.py, one vCPU each), runs pytest there on exactly those node ids (same interpreter,
+modules split between them by shards.py, with one or two vCPUs), runs pytest there on exactly those node ids (same interpreter,
 same checkout, seen read-only through 9p), streams each guest test report back
 as JSON through an --rwdir, and replays it as that test's outcome here, like
 pytest-xdist does for its workers. Tests that do not need the kernel run on the
@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from .shards import default_vms, split
+from .shards import cpus_for, default_vms, split
 from .topology import Lab, LabError, RootNamespaceRefused
 from .vm import LabUnavailable, guest_path, guest_script, run_in_guest
 from needs import is_ci, need
@@ -288,13 +288,11 @@ class LabDelegator:
                 continue
             modules = sorted({n.split("::", 1)[0].rsplit("/", 1)[-1] for n in group})
             self._say(f"grebond lab: VM {k + 1}/{len(groups)} boots for {len(group)} kernel test(s) "
+                      f"({cpus_for(group, alone=len(groups) == 1)} vCPU) "
                       f"({', '.join(modules)}); log: {run.run_dir / 'console.log'}")
-        # one vCPU each: a 2-vCPU guest alone already keeps both host CPUs busy (TCG's vCPU threads
-        # and the 9p server), so two of them side by side each ran 2-3x slower; two 1-vCPU guests
-        # each ran as fast as the one 2-vCPU guest did (2026-12-01)
-        cpus = 2 if len(groups) == 1 else 1
+        cpus = [cpus_for(group, alone=len(groups) == 1) for group in groups]
         with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-            list(pool.map(lambda run, group: self._run_guest(run, group, cpus), runs, groups))
+            list(pool.map(self._run_guest, runs, groups, cpus))
         for k, run in enumerate(runs):
             if run.total_seconds is not None:
                 boot = f"{run.boot_seconds:.1f}s" if run.boot_seconds is not None else "n/a"

@@ -131,7 +131,7 @@ class Controller:
         with log.open("w") as out:
             done = subprocess.run([ansible_bin("ansible-playbook"), "-v", "-i", "inventory.ini", "-e", "@vars.json",
                                    "grebond.fleet.rollout", *args], stdout=out, stderr=subprocess.STDOUT,
-                                  text=True, check=False, timeout=900, cwd=self.work, env=env)
+                                  text=True, check=False, timeout=1800, cwd=self.work, env=env)
         play = Play(done.returncode, time.monotonic() - started, log.read_text())
         if record.exists():
             play.record = json.loads(record.read_text())
