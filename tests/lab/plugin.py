@@ -11,7 +11,7 @@ host as usual.
 
 Environment:
 - GREBOND_LAB_MODE     auto (default) | vm (always boot the VM) | host (never; run here)
-- GREBOND_LAB_TIMEOUT  seconds for the whole guest run (default 3600); also --lab-timeout
+- GREBOND_LAB_TIMEOUT  seconds for each guest run (default 5400: the fleet guest needs about an hour); also --lab-timeout
 - GREBOND_LAB_VMS      how many guests at once (default 2 with 2 CPUs and 6 GiB, else 1); also --lab-vms
 - GREBOND_LAB_DIR      where run directories go (default <rootdir>/.lab)
 - GREBOND_LAB_ALLOW_ROOT=1  let root-namespace labs run directly on a capable host
@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=os.environ.get("GREBOND_LAB_MODE", "auto"),
                     help="where kernel tests run: auto (host if its kernel can, else VM), vm, host")
     group.addoption("--lab-timeout", type=float,
-                    default=float(os.environ.get("GREBOND_LAB_TIMEOUT", "3600")),
+                    default=float(os.environ.get("GREBOND_LAB_TIMEOUT", "5400")),
                     help="seconds allowed for the whole guest run (boot included)")
     group.addoption("--lab-vms", type=int, default=None,
                     help="guests booted side by side, test modules split between them "
