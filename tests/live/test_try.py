@@ -124,6 +124,7 @@ def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None
     due = deadline()
     proc.kill()
     proc.wait()
+    proc.stdout.close()      # else an unclosed-file warning, an error under filterwarnings=error
     rolled_back(lab, backend, seed, before, due)
     if backend == "kernel":   # the session hang-up is backend-independent: once is enough
         argv = lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed, "--node",
