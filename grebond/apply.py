@@ -14,6 +14,7 @@ running, a plaintext underlay), after the caller has shown the diff.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +57,9 @@ class Transaction:
     config_path: Path
     rollback: bool = True
     action: str = "apply"
+    before_change: Callable[[Snapshot], None] | None = None
+    """Called with the snapshot just before the change (not in a dry run): ``try`` records it there, so
+    that a process killed during the change is still rolled back."""
     _lock: Any = field(default=None, init=False, repr=False)
     _snapshot: Snapshot | None = field(default=None, init=False, repr=False)
 
@@ -118,6 +122,8 @@ class Transaction:
         if self.ctx.dry_run:
             return Outcome(self.backend.change(self.ctx, snapshot), snapshot=snapshot,
                            refusal=refusals[0] if refusals else None)
+        if self.before_change is not None:
+            self.before_change(snapshot)
         try:
             changes = self.backend.change(self.ctx, snapshot)
         except (SystemAccessError, ApplyFailed) as exc:

@@ -108,6 +108,10 @@ class OwnershipError(SystemAccessError, FileExistsError):
         )
 
 
+class LockBusy(SystemAccessError):
+    """Another grebond holds the lock (a guardian waits and tries again; a user is told who)."""
+
+
 class OutputError(SystemAccessError):
     """A file or directory grebond was told to write cannot be written (not a directory, read-only...)."""
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from grebond.errors import SystemAccessError
+from grebond.errors import LockBusy, SystemAccessError
 
 LOCK_PATH = Path(os.environ.get("GREBOND_LOCK", "/run/lock/grebond.lock"))
 
@@ -35,7 +35,7 @@ def exclusive(wait_s: float = 10.0, path: Path = LOCK_PATH) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                    raise SystemAccessError(f"another grebond (pid {holder}) is changing the system and holds "
+                    raise LockBusy(f"another grebond (pid {holder}) is changing the system and holds "
                                             f"{path}; waited {wait_s:.0f} s. Try again when it has finished") from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)

@@ -56,12 +56,17 @@ class Pending:
     config_text: str = ""                  # the model tried, as it was then (the file may be edited meanwhile)
     guardian: str = ""                     # how the rollback outlives this process: a unit name or a pid
     changes: list[str] = field(default_factory=list)
+    verified: bool = True                  # False from just before the change until it verified
+    owner: int = 0                         # the pid of the try making the change (while not verified)
 
     @property
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.time())
 
     def describe(self) -> str:
+        if not self.verified:
+            return (f"a 'grebond try' of {self.config} for node {self.node} (backend {self.backend}) is being applied "
+                    f"(pid {self.owner})")
         until = time.strftime("%H:%M:%S", time.localtime(self.deadline))
         return (f"a 'grebond try' of {self.config} for node {self.node} (backend {self.backend}) is waiting for "
                 f"confirmation until {until} ({self.remaining_s:.0f} s left)")
@@ -107,6 +112,13 @@ def clear(outcome: str) -> None:
         _write(last_path(), {"id": pending.id, "node": pending.node, "backend": pending.backend,
                              "config": pending.config, "ended": time.time(), "outcome": outcome})
     remove_generated(pending_path())
+
+
+def discard(pending_id: str) -> None:
+    """Forget a try that changed nothing (or whose transaction already restored the state)."""
+    pending = load()
+    if pending is not None and pending.id == pending_id:
+        remove_generated(pending_path())
 
 
 def amend_last(outcome: str) -> None:

@@ -20,18 +20,21 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from grebond.apply import Outcome, Transaction
-from grebond.backends.base import Backend, Context
+from grebond.backends.base import Backend, Context, Snapshot
 from grebond.backends.registry import get as get_backend
-from grebond.errors import GrebondError, SystemAccessError, UsageError
+from grebond.errors import GrebondError, LockBusy, SystemAccessError, UsageError
 from grebond.lock import exclusive
 from grebond.model import Config
-from grebond.pending import Pending, amend_last, applied, clear, load, save, save_applied, state_dir
+from grebond.pending import Pending, amend_last, applied, clear, discard, load, save, save_applied, state_dir
 from grebond.validation import parse_config
 from grebond.verifier import Report, verify
 
@@ -44,7 +47,9 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
           config_text: str, deadline: float | None = None) -> tuple[Outcome, Pending | None]:
     """Apply and verify; leave the change pending with a guardian. Nothing changed: nothing pending.
 
-    The deadline is ``timeout_s`` after the change is verified, or ``deadline`` itself (seconds since the
+    The record and its guardian exist before the change starts (``Transaction.before_change``): a
+    ``try`` killed or hung up during the change, or while it verifies, is rolled back at once. The
+    deadline is ``timeout_s`` after the change is verified, or ``deadline`` itself (seconds since the
     epoch) when given: one moment for a whole fleet, whatever each host's apply took."""
     if deadline is not None:
         timeout_s = deadline - time.time()
@@ -54,26 +59,62 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
     if timeout_s <= 0:
         raise UsageError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
     ctx = replace(ctx, hold_s=timeout_s)
-    with Transaction(backend, ctx, config_path, action="try") as tx:
-        outcome = tx.run()
+    started: list[Pending] = []
+
+    def guard_first(snapshot: Snapshot) -> None:
+        now = time.time()
+        # until verified, the guardian acts when this process ends; the deadline is a backstop
+        pending = Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name, config=str(config_path),
+                          root=str(ctx.root), created=now, deadline=now + timeout_s + 2 * ctx.timeout_s + 30,
+                          timeout_s=ctx.timeout_s, snapshot=snapshot.to_json(), ping=ping,
+                          previous_config=applied(ctx.node), config_text=config_text, verified=False,
+                          owner=os.getpid())
+        with _hang_ups_held():     # the record never stands without its guardian
+            save(pending)
+            try:
+                pending.guardian = start_guardian(pending)
+            except GrebondError:
+                discard(pending.id)
+                raise
+            save(pending)
+        started.append(pending)
+
+    with Transaction(backend, ctx, config_path, action="try", before_change=guard_first) as tx:
+        try:
+            outcome = tx.run()
+        except GrebondError:
+            for pending in started:    # the transaction put the previous state back itself
+                discard(pending.id)
+                _stop_guardian(pending)
+            raise
         if ctx.dry_run or outcome.refusal is not None:
             return outcome, None
+        pending = started[0]
         if not outcome.changes.changed:
             tx.keep()
+            discard(pending.id)
+            _stop_guardian(pending)
             save_applied(ctx.node, backend.name, config_text)
             return outcome, None
         assert outcome.snapshot is not None
-        now = time.time()
-        pending = Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name,
-                          config=str(config_path), root=str(ctx.root), created=now,
-                          deadline=deadline if deadline is not None else now + timeout_s,
-                          timeout_s=ctx.timeout_s, snapshot=outcome.snapshot.to_json(), ping=ping,
-                          previous_config=applied(ctx.node), config_text=config_text,
-                          changes=outcome.changes.lines())
-        save(pending)
-        pending.guardian = start_guardian(pending)
+        pending.snapshot = outcome.snapshot.to_json()      # what the change added to it (a checkpoint)
+        pending.deadline = deadline if deadline is not None else time.time() + timeout_s
+        pending.changes = outcome.changes.lines()
+        pending.verified, pending.owner = True, 0
         save(pending)
     return outcome, pending
+
+
+@contextmanager
+def _hang_ups_held() -> Iterator[None]:
+    """SIGHUP, SIGINT and SIGTERM wait until the block ends (SIGKILL cannot; the guardian's
+    deadline still comes)."""
+    held = {signal.SIGHUP, signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def confirm(pending_id: str | None = None) -> Pending:
@@ -81,6 +122,9 @@ def confirm(pending_id: str | None = None) -> Pending:
     (or, given ``pending_id``, when that try is not the one pending: a fleet confirms its own)."""
     with exclusive():
         pending = _pending("confirm", pending_id)
+        if not pending.verified:
+            raise UsageError(f"try {pending.id} was never verified: the process making it (pid {pending.owner}) ended "
+                             "during the change, and it is being rolled back; check with 'grebond status'")
         backend, ctx = _rebuild(pending)
         backend.commit(ctx, backend.snapshot_from_json(pending.snapshot))
         save_applied(pending.node, pending.backend, pending.config_text)
@@ -193,6 +237,7 @@ def _detach(argv: list[str], env: dict[str, str]) -> int:
     if pid == 0:        # child: new session, then fork the guardian itself and leave
         try:
             os.close(read)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())   # the caller holds hang-ups meanwhile
             os.setsid()
             grandchild = os.fork()
             if grandchild:
@@ -246,16 +291,24 @@ def guard(pending_id: str) -> int:
             _log(f"try {pending_id} ended without me (confirmed or rolled back)")
             return 0
         now = time.time()
-        if now >= pending.deadline:
-            _log(f"try {pending_id} not confirmed by its deadline: rolling back")
+        reason = None
+        if not pending.verified and not _alive(pending.owner):
+            reason = "the try ended before its change was verified"
+        elif now >= pending.deadline:
+            reason = "not confirmed in time"
+        if reason is not None:
+            _log(f"try {pending_id}: {reason}: rolling back")
             try:
-                _pending, outcome, _report = roll_back("not confirmed in time", pending_id)
+                _pending, outcome, _report = roll_back(reason, pending_id)
+            except LockBusy as exc:      # a grebond still at work (the try, verifying): wait for it
+                _log(f"{exc}; trying again")
+                continue
             except GrebondError as exc:
                 _log(f"rolling back failed: {exc}")
                 return 1
             _log(outcome)
             return 0
-        if pending.ping and now - last_ping >= PING_EVERY_S:
+        if pending.ping and pending.verified and now - last_ping >= PING_EVERY_S:
             last_ping = now
             pairs = _ping_pairs(pending)
             answers = echo_rtts(pairs, probes=1, timeout_s=min(1.0, max(0.1, pending.deadline - now)))
@@ -267,6 +320,15 @@ def guard(pending_id: str) -> int:
                 _log(f"try {pending_id} confirmed: {', '.join(pending.ping)} answered across the bond")
                 return 0
         time.sleep(GUARD_POLL_S)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the try's process still runs (a zombie has ended: its parent merely has not reaped it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _warm_up(pending_id: str) -> None:
