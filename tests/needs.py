@@ -6,7 +6,9 @@ Why: .ci/run installs everything (root, the lab, NetworkManager, dpkg tools, the
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
@@ -22,3 +24,14 @@ def need(present: object, why: str) -> None:
     if is_ci():
         pytest.fail(f"{why} (CI=true: .ci/run must provide it)")
     pytest.skip(why)
+
+
+def need_module(name: str, why: str) -> ModuleType:
+    """``need`` for a module a whole test module imports: at collection, so under CI=true its absence
+    is a collection error (the run fails), elsewhere the test module is skipped."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if is_ci():
+            pytest.fail(f"{why} (CI=true: .ci/run must provide it)", pytrace=False)
+        pytest.skip(why, allow_module_level=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from needs import need
+from needs import need, need_module
 
 # The .deb's build runs the pure tests with Debian's python3, which has no ansible-core (and no ansible/
 # directory in its build tree); everywhere else ansible-core is a test dependency (./setup --test).
-pytest.importorskip("ansible.errors", reason="ansible-core is not installed for this interpreter")
+need_module("ansible.errors", "ansible-core is not installed for this interpreter (./setup --test)")
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / "ansible"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from needs import need
+from needs import need, need_module
 
-pytest.importorskip("ansible.errors", reason="ansible-core is not installed for this interpreter")
+need_module("ansible.errors", "ansible-core is not installed for this interpreter (./setup --test)")
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
