@@ -23,7 +23,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -142,11 +142,13 @@ def _pending(verb: str, pending_id: str | None) -> Pending:
     return pending
 
 
-def roll_back(reason: str, pending_id: str | None = None) -> tuple[Pending, str, Report | None]:
+def roll_back(reason: str, pending_id: str | None = None,
+              log: Callable[[str], None] | None = None) -> tuple[Pending, str, Report | None]:
     """Undo the pending change now: the snapshot's state back, then verified against the previous model.
 
     The record is cleared as soon as the state is back, before the verification (which may wait for
-    the monitor to settle): nothing is pending any more, whatever the verdict."""
+    the monitor to settle): nothing is pending any more, whatever the verdict. ``log`` (the
+    guardian's) hears when the state is back."""
     with exclusive(wait_s=60.0):
         pending = _pending("roll back", pending_id)
         backend, ctx = _rebuild(pending)
@@ -159,7 +161,8 @@ def roll_back(reason: str, pending_id: str | None = None) -> tuple[Pending, str,
             note = f"rolling back failed: {type(exc).__name__}: {exc}"
         outcome = f"rolled back ({reason}): {note}"
         clear(outcome)
-        _guardian_log(f"try {pending.id}: the previous state is back after {time.monotonic() - started:.1f} s; verifying it")
+        if log is not None:
+            log(f"try {pending.id}: the previous state is back after {time.monotonic() - started:.1f} s; verifying it")
         report = _verify_previous(pending, ctx)
         if report is not None:
             outcome += "; the previous model verifies" if report.ok else (
@@ -277,7 +280,6 @@ def guard(pending_id: str) -> int:
     It writes what it does to guardian.log in the state directory (its stdout), with the time."""
     from grebond.kernel.echo import echo_rtts  # the guardian alone sends echo requests
 
-    _LOGGING["on"] = True
     _log(f"guarding try {pending_id}")
     _warm_up(pending_id)
     last_ping = 0.0
@@ -299,7 +301,7 @@ def guard(pending_id: str) -> int:
         if reason is not None:
             _log(f"try {pending_id}: {reason}: rolling back")
             try:
-                _pending, outcome, _report = roll_back(reason, pending_id)
+                _pending, outcome, _report = roll_back(reason, pending_id, log=_log)
             except LockBusy as exc:      # a grebond still at work (the try, verifying): wait for it
                 _log(f"{exc}; trying again")
                 continue
@@ -356,15 +358,8 @@ def _warm_up(pending_id: str) -> None:
         _log(f"warming up for the rollback: {exc} (the rollback will try anyway)")
 
 
-_LOGGING = {"on": False}    # only the guardian writes log lines (its stdout is guardian.log)
-
-
-def _guardian_log(line: str) -> None:
-    if _LOGGING["on"]:
-        _log(line)
-
-
 def _log(line: str) -> None:
+    """A line of the guardian's log (its stdout is guardian.log)."""
     print(time.strftime("%Y-%m-%d %H:%M:%S"), line, flush=True)
 
 

@@ -34,7 +34,8 @@ def rule_name(bond: str) -> str:
 
 def rule_settings(content: bytes) -> tuple[str, tuple[str, ...], int | None]:
     """(bond, NS targets, arp_missed_max or None) that one of these rules sets: what the backend
-    sets itself on a bond that exists already. Reads only the rules ``udev_rule`` writes."""
+    sets itself on a bond that exists already. Read from the rule, not the model, because a
+    rollback has only the snapshot's files. Reads only the rules ``udev_rule`` writes."""
     words = content.decode().rsplit("RUN+=", 1)[-1].strip().strip('"').split()
     # /sbin/ip link set dev BOND type bond ns_ip6_target T1,T2 [arp_missed_max N]
     options = dict(zip(words[7::2], words[8::2], strict=False))

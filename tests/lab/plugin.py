@@ -280,6 +280,7 @@ class LabDelegator:
         vms = self.config.getoption("--lab-vms") or default_vms()
         groups = [[ids[i] for i in g] for g in split(ids, vms)]
         runs = [LabRun() for _ in groups]
+        cpus = [cpus_for(group, alone=len(groups) == 1) for group in groups]
         for k, (run, group) in enumerate(zip(runs, groups, strict=True)):
             try:
                 run.run_dir = self._run_dir(f"-{k + 1}" if len(groups) > 1 else "")
@@ -288,9 +289,8 @@ class LabDelegator:
                 continue
             modules = sorted({n.split("::", 1)[0].rsplit("/", 1)[-1] for n in group})
             self._say(f"grebond lab: VM {k + 1}/{len(groups)} boots for {len(group)} kernel test(s) "
-                      f"({cpus_for(group, alone=len(groups) == 1)} vCPU) "
+                      f"({cpus[k]} vCPU) "
                       f"({', '.join(modules)}); log: {run.run_dir / 'console.log'}")
-        cpus = [cpus_for(group, alone=len(groups) == 1) for group in groups]
         with ThreadPoolExecutor(max_workers=len(groups)) as pool:
             list(pool.map(self._run_guest, runs, groups, cpus))
         for k, run in enumerate(runs):

@@ -262,7 +262,7 @@ class NetworkdBackend(Backend):
         rules_directory.check(sorted(rules))
         if steps.empty:
             changes = directory.sync(desired)     # nothing differs; still reports unchanged files
-            changes.extend(self._sync_rules(rules_directory, rules))
+            changes.extend(_sync_udev(rules_directory.sync(rules), steps))
             if desired:
                 changes.actions += self._set_macs(steps.macs)   # heal a bond whose MAC drifted
                 self._enslave(steps.bonds)        # heal a slave someone released by hand
@@ -272,12 +272,10 @@ class NetworkdBackend(Backend):
         deleted = delete_links(steps.delete_links)
         macs = self._set_macs(steps.macs)         # before networkd or _enslave attaches a tunnel
         changes = directory.sync(desired)
-        changes.extend(self._sync_rules(rules_directory, rules))   # before the reload: a bond it creates needs them
+        changes.extend(_sync_udev(rules_directory.sync(rules), steps))   # before the reload: a bond it creates needs them
         changes.actions += macs
         changes.recreated = [n for n in steps.recreate if n in deleted]
         changes.actions += [f"deleted link {n}" for n in deleted if n not in steps.recreate]
-        if any(n.endswith(".link") for n in [*steps.write, *steps.remove]):
-            daemon.reload_udev()
         daemon.networkctl("reload")
         changes.actions.append("reloaded systemd-networkd")
         if desired:
@@ -286,14 +284,6 @@ class NetworkdBackend(Backend):
             changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
             changes.actions += converge_offloads(wanted.offloads).values()
             changes.actions += self._set_ns(rules, list(steps.bonds))
-        return changes
-
-    @staticmethod
-    def _sync_rules(rules_directory: ManagedDirectory, rules: dict[str, bytes]) -> Changes:
-        """Write or remove grebond's udev rules; udev told at once when they changed."""
-        changes = rules_directory.sync(rules)
-        if changes.written or changes.removed:
-            daemon.reload_udev()
         return changes
 
     def _set_ns(self, rules: dict[str, bytes], bonds: list[str]) -> list[str]:
@@ -326,6 +316,14 @@ class NetworkdBackend(Backend):
                 enslave(bond, todo)
                 done += todo
         return done
+
+
+def _sync_udev(rule_changes: Changes, steps: Plan) -> Changes:
+    """udev reads both grebond's rules and its .link files, and only when it reloads: one reload,
+    once both are written and before networkd creates a device, when either changed."""
+    if rule_changes.written or rule_changes.removed or any(n.endswith(".link") for n in [*steps.write, *steps.remove]):
+        daemon.reload_udev()
+    return rule_changes
 
 
 def _ns_to_set(rules: dict[str, bytes], bonds: list[str],
