@@ -58,8 +58,14 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
             raise UsageError(f"--deadline {deadline:.0f} ({when}) has passed; give a moment in the future")
     if timeout_s <= 0:
         raise UsageError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
-    ctx = replace(ctx, hold_s=timeout_s)
     started: list[Pending] = []
+
+    def grew(snapshot: Snapshot) -> None:
+        for pending in started:
+            pending.snapshot = snapshot.to_json()
+            save(pending)
+
+    ctx = replace(ctx, hold_s=timeout_s, snapshot_grew=grew)
 
     def guard_first(snapshot: Snapshot) -> None:
         now = time.time()

@@ -39,6 +39,7 @@ entry-point group (``grebond.backends.registry``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +67,9 @@ class Context:
     hold_s: float | None = None
     """How long a change may stay unconfirmed (``grebond try``); None for a plain apply. NetworkManager
     sizes its checkpoint's own rollback timeout from it."""
+    snapshot_grew: Callable[[Snapshot], None] | None = None
+    """Told when ``change`` adds to its snapshot something a rollback needs (NetworkManager's
+    checkpoint): ``try`` records it at once, for a guardian that rolls back a change left half-made."""
 
     @property
     def offline(self) -> bool:

@@ -29,6 +29,9 @@ from live.helpers import NETDIR, PEER_BOND_IP, PREFIX, build_peer, detail, grebo
 
 TIMEOUT = 30            # the try's confirmation timeout: every scenario waits for it (a grebond start: up to 10 s)
 LONG = 900              # for the try that is confirmed by hand: never reached
+# "a few seconds" after the deadline, under TCG beside another guest: NetworkManager's checkpoint
+# rollback alone took 11 s there (the guardian began on time)
+SLACK = {"kernel": 10, "networkd": 10, "networkmanager": 20}
 SWAPPED = {"gre1": ("10.65.0.2", "10.65.0.10"), "gre2": ("10.65.0.14", "10.65.0.6")}
 
 
@@ -80,14 +83,14 @@ def guardian_log() -> str:
 
 
 def rolled_back(lab: Lab, backend: str, seed: str, before: dict[str, bytes], due: float | None) -> None:
-    """Back on the old state by the deadline + 10 s (``due``; None: the try itself waited for the rollback):
-    nothing pending, the old model verifies, the peer answers across the bond, the files byte for byte
-    as before and nothing stray beside them."""
+    """Back on the old state within SLACK s of the deadline (``due``; None: the try itself waited for
+    the rollback): nothing pending, the old model verifies, the peer answers across the bond, the
+    files byte for byte as before and nothing stray beside them."""
     if due is not None:
-        # "a few seconds" after the deadline: 10 under TCG beside another guest
-        assert wait_for(lambda: not pending(), timeout=max(0.0, due + 10 - time.time()) + 1), \
-            "not rolled back within the deadline + 10 s; guardian.log:\n" + guardian_log()
-        assert time.time() <= due + 10 + 1, guardian_log()
+        slack = SLACK[backend]
+        assert wait_for(lambda: not pending(), timeout=max(0.0, due + slack - time.time()) + 1), \
+            f"not rolled back within the deadline + {slack} s; guardian.log:\n" + guardian_log()
+        assert time.time() <= due + slack + 1, guardian_log()
     assert not pending(), guardian_log()
     assert verifies(lab, seed)
     assert ping_ok(lab)
@@ -123,7 +126,7 @@ def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None
     assert "rolled back (not confirmed in time)" in done.stderr and "the previous model verifies" in done.stderr
     rolled_back(lab, backend, seed, before, None)
 
-    # 3. the try process SIGKILLed, and (4) its terminal's session hung up: the guardian still rolls back
+    # 3. the try process SIGKILLed once its change verified: the guardian still rolls back at the deadline
     proc = subprocess.Popen(lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed,
                                          "--node", "r2", "--timeout", str(TIMEOUT)]),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -134,21 +137,22 @@ def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None
     proc.wait()
     proc.stdout.close()      # else an unclosed-file warning, an error under filterwarnings=error
     rolled_back(lab, backend, seed, before, due)
-    if backend == "kernel":   # the session hang-up is backend-independent: once is enough
-        # ... and it comes as soon as the try's record appears, in the middle of the change (an SSH
-        # session carried by the bond dies there): the guardian rolls back as soon as the try is gone
-        argv = lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed, "--node",
-                            "r2", "--timeout", str(TIMEOUT)])
-        leader, terminal = pty.fork()
-        if leader == 0:       # a session with a controlling terminal, like an SSH login
-            os.execvp(argv[0], argv)
-        assert wait_for(pending, timeout=120, interval=0.05)
-        # mid-change (nearly always): the guardian acts within a poll once the try is gone, then restores
-        due = deadline() if verified() else time.time() + 20
-        os.close(terminal)    # the terminal goes away: the kernel hangs up the session
-        os.killpg(os.getpgid(leader), signal.SIGHUP)
-        os.waitpid(leader, 0)
-        rolled_back(lab, backend, seed, before, due)
+    # ... and its session hung up as soon as the try's record appears, in the middle of the change
+    # (an SSH session carried by the bond dies there): the guardian rolls back once the try is gone,
+    # from the backend's half-made change (NetworkManager's checkpoint is in the record once made)
+    argv = lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed, "--node",
+                        "r2", "--timeout", str(TIMEOUT)])
+    leader, terminal = pty.fork()
+    if leader == 0:       # a session with a controlling terminal, like an SSH login
+        os.execvp(argv[0], argv)
+    assert wait_for(pending, timeout=120, interval=0.05)
+    # mid-change (nearly always): the guardian acts within a poll once the try is gone, then restores;
+    # within what would have been the try's timeout
+    due = deadline() if verified() else time.time() + TIMEOUT
+    os.close(terminal)    # the terminal goes away: the kernel hangs up the session
+    os.killpg(os.getpgid(leader), signal.SIGHUP)
+    os.waitpid(leader, 0)
+    rolled_back(lab, backend, seed, before, due)
 
     # 5. confirmed (by --ping, unattended): kept past the deadline, and after a cold start of the daemon
     done = try_(lab, backend, changed, "--ping", PEER_BOND_IP, "--settle", "60")

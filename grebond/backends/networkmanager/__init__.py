@@ -240,6 +240,8 @@ class NetworkManagerBackend(Backend):
                 flags |= dbus.CHECKPOINT_DISCONNECT_NEW_DEVICES
             hold = int(ctx.timeout_s + (ctx.hold_s or 0)) + CHECKPOINT_MARGIN_S
             snapshot.checkpoint = await nm.checkpoint_create(devices, hold, flags)
+            if ctx.snapshot_grew is not None:
+                ctx.snapshot_grew(snapshot)
             changes.actions.append(f"created checkpoint {snapshot.checkpoint.rsplit('/', 1)[-1]} over "
                                    f"{len(devices) or 'all'} device(s)")
             await self._change_profiles(nm, desired, plan, changes)
