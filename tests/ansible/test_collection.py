@@ -7,6 +7,7 @@ The fleet itself (real SSH, real routers) is tests/live/test_ansible.py, in the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -16,8 +17,8 @@ import pytest
 
 from needs import need, need_module
 
-# The .deb's build runs the pure tests with Debian's python3, which has no ansible-core (and no ansible/
-# directory in its build tree); everywhere else ansible-core is a test dependency (./setup --test).
+# The .deb's build leaves tests/ansible out (debian/rules: Debian's python3 has no ansible-core);
+# everywhere else ansible-core is a test dependency (./setup --test).
 need_module("ansible.errors", "ansible-core is not installed for this interpreter (./setup --test)")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,8 +85,10 @@ def test_galaxy_install_then_ansible_doc_shows_the_modules(built: Path, tmp_path
 def test_ansible_test_sanity_validate_modules_and_pep8() -> None:
     """ansible-test sanity, run as it needs (the collection under ansible_collections/grebond/fleet/)."""
     ansible("ansible-test")
+    # the interpreter running these tests (a worktree without its own .venv included)
     done = subprocess.run(["bash", str(REPO / "tests/ansible/sanity"), "--test", "validate-modules", "--test", "pep8"],
-                          capture_output=True, text=True, check=False, timeout=900)
+                          capture_output=True, text=True, check=False, timeout=900,
+                          env={**os.environ, "GREBOND_ANSIBLE_BIN": str(BIN)})
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert 'Running sanity test "validate-modules"' in done.stdout
     assert 'Running sanity test "pep8"' in done.stdout

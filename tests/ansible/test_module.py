@@ -18,8 +18,8 @@ import pytest
 
 from needs import need, need_module
 
-# The .deb's build runs the pure tests with Debian's python3, which has no ansible-core (and no ansible/
-# directory in its build tree); everywhere else ansible-core is a test dependency (./setup --test).
+# The .deb's build leaves tests/ansible out (debian/rules: Debian's python3 has no ansible-core);
+# everywhere else ansible-core is a test dependency (./setup --test).
 need_module("ansible.errors", "ansible-core is not installed for this interpreter (./setup --test)")
 
 REPO = Path(__file__).resolve().parents[2]
