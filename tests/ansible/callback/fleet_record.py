@@ -34,14 +34,15 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         super().__init__()
         self.results: list[dict[str, Any]] = []
         self.diffs: dict[tuple[str, str], Any] = {}
-        self.task_started: dict[str, float] = {}   # task name -> when it started (wall clock)
+        self.task_started: dict[str, float] = {}   # task uuid -> when it started (wall clock)
         self.play_started = time.time()
 
     def v2_playbook_on_task_start(self, task: Any, is_conditional: bool) -> None:
-        self.task_started.setdefault(task.get_name(), time.time())
+        # by uuid: a role's task is named with its role prefix here and without it in its results
+        self.task_started.setdefault(task._uuid, time.time())
 
     def _add(self, result: Any, status: str) -> None:
-        started = self.task_started.get(result.task_name, self.play_started)
+        started = self.task_started.get(result._task._uuid, self.play_started)
         entry = {"task": result.task_name, "host": result._host.get_name(), "status": status,
                  "result": self._clean(result._result),
                  # where a play's time goes under TCG: from the task's start to this host's result
