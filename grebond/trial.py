@@ -246,12 +246,18 @@ def _detach(argv: list[str], env: dict[str, str]) -> int:
     if pid == 0:        # child: new session, then fork the guardian itself and leave
         try:
             os.close(read)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())   # the caller holds hang-ups meanwhile
+            # the caller holds hang-ups meanwhile: one sent to its process group (a terminal that went
+            # away, a Ctrl-C) is pending here too, and ignoring it discards it before this child leaves
+            # the group; the guardian keeps SIGHUP ignored (it has no terminal), not SIGINT
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
             os.setsid()
             grandchild = os.fork()
             if grandchild:
                 os.write(write, str(grandchild).encode())
                 os._exit(0)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             log = state_dir() / "guardian.log"
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             null = os.open(os.devnull, os.O_RDONLY)

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,12 +65,23 @@ def ping_ok(lab: Lab) -> bool:
     return wait_for(lambda: lab.ping("r2", PEER_BOND_IP, count=1, wait=1).ok, timeout=30)
 
 
+def record() -> dict[str, Any]:
+    """The pending try's record ({} when none)."""
+    try:
+        data = json.loads((state_dir() / "pending.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def verified() -> bool:
     """A try pending, its change made and verified (before that the record exists with verified false)."""
-    try:
-        return bool(json.loads((state_dir() / "pending.json").read_text())["verified"])
-    except (FileNotFoundError, ValueError):
-        return False
+    return bool(record().get("verified"))
+
+
+def guarded() -> bool:
+    """A try's record names its guardian: written once the guardian runs, just before the change."""
+    return bool(record().get("guardian"))
 
 
 def deadline() -> float:
@@ -137,7 +149,7 @@ def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None
     proc.wait()
     proc.stdout.close()      # else an unclosed-file warning, an error under filterwarnings=error
     rolled_back(lab, backend, seed, before, due)
-    # ... and its session hung up as soon as the try's record appears, in the middle of the change
+    # ... and its session hung up as soon as its guardian runs, in the middle of the change
     # (an SSH session carried by the bond dies there): the guardian rolls back once the try is gone,
     # from the backend's half-made change (NetworkManager's checkpoint is in the record once made)
     argv = lab.r2.wrap([sys.executable, "-m", "grebond", "try", "--backend", backend, "-c", changed, "--node",
@@ -145,14 +157,18 @@ def scenarios(lab: Lab, backend: str, tmp_path: Path, restart: Callable[[], None
     leader, terminal = pty.fork()
     if leader == 0:       # a session with a controlling terminal, like an SSH login
         os.execvp(argv[0], argv)
-    assert wait_for(pending, timeout=120, interval=0.05)
-    # mid-change (nearly always): the guardian acts within a poll once the try is gone, then restores;
+    assert wait_for(guarded, timeout=120, interval=0.05)     # the change begins now
+    # mid-change (nearly always): the guardian acts within a poll once the try is gone, then restores,
     # within what would have been the try's timeout
-    due = deadline() if verified() else time.time() + TIMEOUT
+    hung_up = record()["id"]
+    due = time.time() + TIMEOUT     # (a change verified meanwhile has its deadline before this)
     os.close(terminal)    # the terminal goes away: the kernel hangs up the session
     os.killpg(os.getpgid(leader), signal.SIGHUP)
     os.waitpid(leader, 0)
     rolled_back(lab, backend, seed, before, due)
+    # the guardian rolled it back (the try did not merely give up before changing anything)
+    assert any(f"try {hung_up}: {reason}: rolling back" in guardian_log()
+               for reason in ("the try ended before its change was verified", "not confirmed in time")), guardian_log()
 
     # 5. confirmed (by --ping, unattended): kept past the deadline, and after a cold start of the daemon
     done = try_(lab, backend, changed, "--ping", PEER_BOND_IP, "--settle", "60")
