@@ -11,23 +11,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-#: Rough minutes each test module takes in one TCG guest (the lab run of 2026-12-01), only to balance
-#: the guests: a module missing here counts DEFAULT_TEST_MINUTES per test.
+#: Minutes each test module took in the lab run of 2026-12-01 22:00 (two guests side by side: the
+#: fleet with two vCPUs, the rest with one), only to balance the guests: a module missing here
+#: counts DEFAULT_TEST_MINUTES per test.
 MODULE_MINUTES: dict[str, float] = {
-    # 29 alone; beside the other guest about twice that, more than all the other modules together
-    "tests/live/test_ansible.py": 60,
-    "tests/live/test_try.py": 12,
-    "tests/live/test_faults_live.py": 8,
-    "tests/live/test_kernel_backend.py": 6.5,
-    "tests/live/test_networkd.py": 6.2,
-    "tests/live/test_networkmanager.py": 5.5,
-    "tests/live/test_bond_mac.py": 4.2,
-    "tests/live/test_metrics.py": 3.6,
-    "tests/live/test_package.py": 2.5,
-    "tests/live/test_ipv6_only.py": 1.6,
-    "tests/live/test_check_paths.py": 1.2,
-    "tests/live/test_lab_smoke.py": 1.2,
-    "tests/live/test_verify.py": 1.0,
+    "tests/live/test_ansible.py": 60.7,      # 29 alone: beside the other guest about twice that
+    "tests/live/test_try.py": 20.1,
+    "tests/live/test_faults_live.py": 9.0,
+    "tests/live/test_networkmanager.py": 6.9,
+    "tests/live/test_networkd.py": 6.7,
+    "tests/live/test_kernel_backend.py": 6.4,
+    "tests/live/test_bond_mac.py": 6.3,
+    "tests/live/test_metrics.py": 4.5,
+    "tests/live/test_package.py": 2.8,
+    "tests/live/test_ipv6_only.py": 2.6,
+    "tests/live/test_lab_smoke.py": 1.4,
+    "tests/live/test_check_paths.py": 1.4,
+    "tests/live/test_verify.py": 1.4,
 }
 DEFAULT_TEST_MINUTES = 1.0
 
