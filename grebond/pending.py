@@ -56,8 +56,12 @@ class Pending:
     config_text: str = ""                  # the model tried, as it was then (the file may be edited meanwhile)
     guardian: str = ""                     # how the rollback outlives this process: a unit name or a pid
     changes: list[str] = field(default_factory=list)
-    verified: bool = True                  # False from just before the change until it verified
-    owner: int = 0                         # the pid of the try making the change (while not verified)
+    owner: int = 0
+    """The pid of the ``try`` making the change, from just before it until it verified; 0 after."""
+
+    @property
+    def verified(self) -> bool:
+        return self.owner == 0
 
     @property
     def remaining_s(self) -> float:

@@ -40,6 +40,7 @@ from grebond.verifier import Report, verify
 
 DEFAULT_TIMEOUT_S = 120.0
 GUARD_POLL_S = 0.5
+UNVERIFIED_MARGIN_S = 30.0
 PING_EVERY_S = 1.0
 
 
@@ -58,23 +59,50 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
             raise UsageError(f"--deadline {deadline:.0f} ({when}) has passed; give a moment in the future")
     if timeout_s <= 0:
         raise UsageError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
-    started: list[Pending] = []
+    ctx = replace(ctx, hold_s=timeout_s)
+    record = _Record(Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name, config=str(config_path),
+                             root=str(ctx.root), created=0.0, deadline=0.0, timeout_s=ctx.timeout_s, snapshot={},
+                             ping=ping, config_text=config_text, owner=os.getpid()), timeout_s)
+    ctx = replace(ctx, snapshot_grew=record.grew)
+    with Transaction(backend, ctx, config_path, action="try", before_change=record.start) as tx:
+        try:
+            outcome = tx.run()
+        except GrebondError:
+            record.abandon()       # the transaction put the previous state back itself
+            raise
+        if ctx.dry_run or outcome.refusal is not None:
+            return outcome, None
+        if not outcome.changes.changed:
+            tx.keep()
+            record.abandon()
+            save_applied(ctx.node, backend.name, config_text)
+            return outcome, None
+        assert outcome.snapshot is not None
+        pending = record.pending
+        pending.snapshot = outcome.snapshot.to_json()      # what the change added to it (a checkpoint)
+        pending.deadline = deadline if deadline is not None else time.time() + timeout_s
+        pending.changes = outcome.changes.lines()
+        pending.owner = 0                                  # verified
+        save(pending)
+    return outcome, pending
 
-    def grew(snapshot: Snapshot) -> None:
-        for pending in started:
-            pending.snapshot = snapshot.to_json()
-            save(pending)
 
-    ctx = replace(ctx, hold_s=timeout_s, snapshot_grew=grew)
+class _Record:
+    """The pending record of one ``try``, from just before its change: written with its guardian
+    started (``start``), kept up to date while the change grows its snapshot (``grew``), or
+    forgotten with its guardian stopped when nothing is left pending (``abandon``)."""
 
-    def guard_first(snapshot: Snapshot) -> None:
-        now = time.time()
-        # until verified, the guardian acts when this process ends; the deadline is a backstop
-        pending = Pending(id=secrets.token_hex(4), node=ctx.node, backend=backend.name, config=str(config_path),
-                          root=str(ctx.root), created=now, deadline=now + timeout_s + 2 * ctx.timeout_s + 30,
-                          timeout_s=ctx.timeout_s, snapshot=snapshot.to_json(), ping=ping,
-                          previous_config=applied(ctx.node), config_text=config_text, verified=False,
-                          owner=os.getpid())
+    def __init__(self, pending: Pending, timeout_s: float) -> None:
+        self.pending, self.timeout_s, self.saved = pending, timeout_s, False
+
+    def start(self, snapshot: Snapshot) -> None:
+        pending = self.pending
+        pending.created = time.time()
+        # until verified the guardian acts once this process ends; this deadline is only a backstop,
+        # past any apply and verification (each bounded by the settle time)
+        pending.deadline = pending.created + self.timeout_s + 2 * pending.timeout_s + UNVERIFIED_MARGIN_S
+        pending.snapshot = snapshot.to_json()
+        pending.previous_config = applied(pending.node)
         with _hang_ups_held():     # the record never stands without its guardian
             save(pending)
             try:
@@ -83,32 +111,17 @@ def begin(backend: Backend, ctx: Context, config_path: Path, timeout_s: float, p
                 discard(pending.id)
                 raise
             save(pending)
-        started.append(pending)
+        self.saved = True
 
-    with Transaction(backend, ctx, config_path, action="try", before_change=guard_first) as tx:
-        try:
-            outcome = tx.run()
-        except GrebondError:
-            for pending in started:    # the transaction put the previous state back itself
-                discard(pending.id)
-                _stop_guardian(pending)
-            raise
-        if ctx.dry_run or outcome.refusal is not None:
-            return outcome, None
-        pending = started[0]
-        if not outcome.changes.changed:
-            tx.keep()
-            discard(pending.id)
-            _stop_guardian(pending)
-            save_applied(ctx.node, backend.name, config_text)
-            return outcome, None
-        assert outcome.snapshot is not None
-        pending.snapshot = outcome.snapshot.to_json()      # what the change added to it (a checkpoint)
-        pending.deadline = deadline if deadline is not None else time.time() + timeout_s
-        pending.changes = outcome.changes.lines()
-        pending.verified, pending.owner = True, 0
-        save(pending)
-    return outcome, pending
+    def grew(self, snapshot: Snapshot) -> None:
+        if self.saved:
+            self.pending.snapshot = snapshot.to_json()
+            save(self.pending)
+
+    def abandon(self) -> None:
+        if self.saved:
+            discard(self.pending.id)
+            _stop_guardian(self.pending)
 
 
 @contextmanager

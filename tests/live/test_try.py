@@ -75,8 +75,8 @@ def record() -> dict[str, Any]:
 
 
 def verified() -> bool:
-    """A try pending, its change made and verified (before that the record exists with verified false)."""
-    return bool(record().get("verified"))
+    """A try pending, its change made and verified (before that the record names the try's pid as owner)."""
+    return record().get("owner") == 0
 
 
 def guarded() -> bool:
