@@ -6,9 +6,8 @@ Why: .ci/run installs everything (root, the lab, NetworkManager, dpkg tools, the
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
-from types import ModuleType
 
 import pytest
 
@@ -17,21 +16,16 @@ def is_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def need(present: object, why: str) -> None:
-    """Go on when ``present`` is true; otherwise skip with ``why``, or fail with it under CI=true."""
+def need(present: object, why: str, *, module_level: bool = False) -> None:
+    """Go on when ``present`` is true; otherwise skip with ``why``, or fail with it under CI=true.
+    ``module_level``: called at a test module's import (its collection fails, or it is skipped whole)."""
     if present:
         return
     if is_ci():
-        pytest.fail(f"{why} (CI=true: .ci/run must provide it)")
-    pytest.skip(why)
+        pytest.fail(f"{why} (CI=true: .ci/run must provide it)", pytrace=not module_level)
+    pytest.skip(why, allow_module_level=module_level)
 
 
-def need_module(name: str, why: str) -> ModuleType:
-    """``need`` for a module a whole test module imports: at collection, so under CI=true its absence
-    is a collection error (the run fails), elsewhere the test module is skipped."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if is_ci():
-            pytest.fail(f"{why} (CI=true: .ci/run must provide it)", pytrace=False)
-        pytest.skip(why, allow_module_level=True)
+def need_module(name: str, why: str) -> None:
+    """``need`` for a module a whole test module imports."""
+    need(importlib.util.find_spec(name.partition(".")[0]) is not None, why, module_level=True)
