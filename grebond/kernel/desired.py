@@ -12,7 +12,7 @@ from ipaddress import ip_interface
 from typing import Any
 
 from grebond.kernel.state import BondInfo, LinkState
-from grebond.model import OFFLOADS, BondValue, LocalBond, LocalTunnel, bond_options
+from grebond.model import NETEM_LIMIT, OFFLOADS, BondValue, LocalBond, LocalTunnel, bond_options, format_delay
 
 BOND_FIELDS = {"arp_ip_target": "arp_ip_targets", "ns_ip6_target": "ns_ip6_targets"}
 """``model.bond_options`` name -> ``BondInfo`` field, where they differ (the rest are the same)."""
@@ -54,6 +54,27 @@ def tunnel_drift(t: LocalTunnel, link: LinkState) -> dict[str, tuple[Any, Any]]:
     """Field -> (kernel's value, model's value) for each fixed parameter that differs."""
     actual = actual_tunnel(link)
     return {k: (actual.get(k), v) for k, v in expected_tunnel(t).items() if actual.get(k) != v}
+
+
+def expected_qdisc(t: LocalTunnel) -> dict[str, Any]:
+    """The tunnel's root qdisc as the model wants it: netem with its delay and limit when the tunnel
+    has a delay; otherwise only that no netem delays it (any other qdisc is the user's or the kernel's)."""
+    if not t.delay_us:
+        return {"delay": "none"}
+    return {"qdisc": "netem", "delay": format_delay(t.delay_us), "qdisc-limit": NETEM_LIMIT}
+
+
+def actual_qdisc(link: LinkState) -> dict[str, Any]:
+    q = link.qdisc
+    if q is None or q.kind != "netem":
+        return {"qdisc": q.kind if q is not None else "none", "delay": "none", "qdisc-limit": None}
+    return {"qdisc": "netem", "delay": format_delay(q.delay_us or 0), "qdisc-limit": q.limit}
+
+
+def qdisc_drift(t: LocalTunnel, link: LinkState) -> dict[str, tuple[Any, Any]]:
+    """Field -> (kernel's value, model's value) where the tunnel's root qdisc differs from the model."""
+    actual = actual_qdisc(link)
+    return {k: (actual[k], v) for k, v in expected_qdisc(t).items() if actual[k] != v}
 
 
 def on_off(state: bool) -> str:

@@ -17,6 +17,9 @@ Why each choice (details in the reference, section A):
   names physical NICs and randomises nothing grebond relies on (the bond's MAC is in its .netdev).
 - The NS monitor's targets (an IPv6-only bond) have no key in any networkd release: a grebond
   udev rule sets them whenever the bond is created (networkd_ns.py), a file for udev's directory.
+- A tunnel's ``delay`` is ``[NetworkEmulator]`` in its .network (a netem root qdisc, ``DelaySec=``
+  with ``PacketLimit=`` as ``model.NETEM_LIMIT``); networkd sets it whenever it configures the
+  tunnel, enslaved or not.
 
 Every file name starts with ``FILE_PREFIX``; together with the generated-by header that marks
 the files grebond may replace or delete.
@@ -28,7 +31,15 @@ from ipaddress import IPv6Interface
 
 from grebond.errors import ConfigError, Problem
 from grebond.generated import header_lines
-from grebond.model import DEFAULT_MISSED_MAX, LocalBond, LocalTunnel, MonitorType, bond_options
+from grebond.model import (
+    DEFAULT_MISSED_MAX,
+    NETEM_LIMIT,
+    LocalBond,
+    LocalTunnel,
+    MonitorType,
+    bond_options,
+    format_delay,
+)
 from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer.ini import Section, render_ini
 from grebond.renderer.networkd_ns import ARP_MISSED_MAX_SINCE, udev_rule
@@ -171,8 +182,11 @@ def slave_network(end: LocalBond, t: LocalTunnel) -> list[Section]:
     if bond_options(end).get("primary") == t.name:
         # both ends must agree on the active slave, or frames arrive on the peer's inactive one
         network.append(("PrimarySlave", "yes"))
-    return [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
-            ("Network", network)]  # type: ignore[list-item]
+    sections: list[Section] = [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
+                               ("Network", network)]  # type: ignore[list-item]
+    if t.delay_us:
+        sections.append(("NetworkEmulator", [("DelaySec", format_delay(t.delay_us)), ("PacketLimit", NETEM_LIMIT)]))
+    return sections
 
 
 def bond_network(end: LocalBond) -> list[Section]:
