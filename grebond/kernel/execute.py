@@ -23,14 +23,13 @@ from grebond.kernel.netlink import (
     IFA_F_NODAD,
     IP6_TNL_F_IGN_ENCAP_LIMIT,
     IP6GRE_KEY,
-    delete_root_qdisc,
     enslave_index,
     index_of,
     ipr,
     netlink_error,
-    set_netem,
 )
 from grebond.kernel.plan import BOND_ATTRS, Op
+from grebond.kernel.qdisc import delete_root_qdisc, set_netem
 from grebond.model import ARP_VALIDATE, LACP_RATES, NETEM_LIMIT, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
 
 

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from grebond.errors import SystemAccessError
-from grebond.kernel.state import QdiscInfo
 
 GRE_KEY = 0x2000          # IFLA_GRE_[IO]FLAGS: wire (big-endian) order
 IP6GRE_KEY = 0x0020       # IFLA_IP6GRE_[IO]FLAGS are decoded/encoded host-order by pyroute2 (x86: 0x2000 -> 0x0020)
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1   # ip6gretap "encaplimit none"
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
-TC_H_ROOT = 0xFFFFFFFF
 SYSFS_NET = Path("/sys/class/net")
 
 
@@ -151,37 +149,3 @@ def enslave_index(ip: Any, bond_index: int, index: int) -> str | None:
     ip.link("set", index=index, state="up")   # bonding opens the slave itself; make it explicit anyway
     return "enslaved"
 
-
-
-def root_qdiscs(ip: Any) -> dict[int, QdiscInfo]:
-    """Every device's root qdisc, by ifindex, in one dump (a tunnel's ``delay`` is a netem root qdisc).
-
-    netem reports its delay in scheduler ticks (struct tc_netem_qopt); pyroute2 converts with the
-    same tick rate both ways (/proc/net/psched), and a tick (64 ns) is finer than the model's
-    microsecond, so rounding gives back exactly the microseconds that were set.
-    """
-    from pyroute2.netlink.rtnl.tcmsg.common import tick_in_usec
-
-    out: dict[int, QdiscInfo] = {}
-    for msg in ip.get_qdiscs():
-        if msg["parent"] != TC_H_ROOT:
-            continue
-        kind = str(msg.get_attr("TCA_KIND") or "")
-        info = QdiscInfo(kind)
-        opts = msg.get_attr("TCA_OPTIONS") if kind == "netem" else None
-        if opts is not None:
-            info = QdiscInfo(kind, round(int(opts["delay"]) / tick_in_usec), int(opts["limit"]))
-        out[int(msg["index"])] = info
-    return out
-
-
-def set_netem(ip: Any, index: int, delay_us: int, limit: int) -> None:
-    """Make netem with ``delay_us`` the device's root qdisc, replacing whatever root it had."""
-    ip.tc("replace", "netem", index, delay=delay_us, limit=limit)
-
-
-def delete_root_qdisc(ip: Any, index: int) -> None:
-    """Delete the device's root qdisc; the kernel gives it its default one back."""
-    if index <= 0:          # pyroute2's tc('del', index=0) would delete every device's qdisc
-        raise ValueError(f"no such device index {index}")
-    ip.tc("del", index=index, parent=TC_H_ROOT)

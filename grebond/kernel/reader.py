@@ -18,7 +18,8 @@ from ipaddress import ip_address
 from typing import Any
 
 from grebond.errors import SystemAccessError
-from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr, root_qdiscs
+from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr
+from grebond.kernel.qdisc import root_qdiscs
 from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 

@@ -272,3 +272,25 @@ def test_rollback_restores_the_delays_the_tunnels_had() -> None:
     # converging the applied state back: gre1 to 4 ms, gre1b's netem removed
     assert shown(plan_ops(previous, state)) == ["set gre1 delay 4ms (its netem root qdisc)",
                                                 "removed gre1b's netem delay 9.3ms"]
+
+
+def test_one_definition_of_a_matching_delay() -> None:
+    """The plan, the verifier and the networkd backend's convergence decide alike: a delayed tunnel
+    needs netem with its delay and grebond's limit; one without a delay needs only no netem."""
+    from grebond.kernel.desired import delay_drift
+
+    assert delay_drift(9300, QdiscInfo("netem", 9300, 10000)) == {}
+    assert delay_drift(9300, QdiscInfo("netem", 9300, 1000)) == {"qdisc-limit": (1000, 10000)}
+    assert delay_drift(9300, QdiscInfo("noqueue")) == {"qdisc": ("noqueue", "netem"), "delay": ("none", "9.3ms"),
+                                                       "qdisc-limit": (None, 10000)}
+    assert delay_drift(None, QdiscInfo("fq_codel")) == {} and delay_drift(None, None) == {}
+    assert delay_drift(None, QdiscInfo("netem", 0, 1000)) == {"delay": ("0ms", "none")}
+
+
+def test_a_delay_needs_sch_netem_asked_before_anything_changes() -> None:
+    from grebond.kernel.modules import needed
+
+    bond, _ = unequal_bond()
+    assert needed([bond]) == ["bond", "gretap", "gretap", "gretap", "netem"]
+    seed = load_config(str(SEED))[0].bonds_of("r2")
+    assert needed(seed) == ["bond", "gretap", "gretap"]
