@@ -396,6 +396,18 @@ def format_delay(us: int) -> str:
     return f"{us / 1000:g}ms"
 
 
+def parse_delay(text: str) -> int | None:
+    """'9.5ms' (what ``format_delay`` writes) or '9500us' -> 9500; None when it is neither."""
+    value = text.strip()
+    for unit, scale in (("us", 1), ("ms", 1000)):
+        if value.endswith(unit):
+            try:
+                return round(float(value[:-2]) * scale)
+            except (ValueError, OverflowError):     # not a number, or nan / inf
+                return None
+    return None
+
+
 _UUID_NAMESPACE = "5c7f3b8e-2f1d-5a3e-9a53-6772656226f6"
 
 

@@ -199,6 +199,24 @@ CASES = {
                                        "like '9.5ms' or '9500us'"),
     "delay-out-of-range": (gre1_option("delay: 1001ms"),
                            "f.yaml:10: links.bond0.tunnels.gre1.delay: 1001ms is out of range; use 0ms to 1000ms"),
+    "delay-is-a-number": (gre1_option("delay: 9.3"),
+                          "f.yaml:10: links.bond0.tunnels.gre1.delay: the number 9.3 is not a delay with a unit; write "
+                          "milliseconds with at most 3 decimals or whole microseconds, like '9.3ms' or '9500us'"),
+    "delay-in-seconds": (gre1_option("delay: 1s"),
+                         "f.yaml:10: links.bond0.tunnels.gre1.delay: '1s' is not a delay with a unit; write "
+                         "milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'"),
+    "delay-negative": (gre1_option("delay: -5ms"),
+                       "f.yaml:10: links.bond0.tunnels.gre1.delay: '-5ms' is not a delay with a unit; write "
+                       "milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'"),
+    "weight-not-a-number": (gre1_option("weight: two"),
+                            "f.yaml:10: links.bond0.tunnels.gre1.weight: must be a whole number, not the text 'two'; "
+                            "use 1 to 8: the path's share of packets relative to the others"),
+    "weight-copy-key-is-another-links-key": (
+        edit("{r2: 10.65.0.14, r1: 10.65.0.10}", "{r2: 10.65.0.2, r1: 10.65.0.6}\n        key: 11",
+             gre1_option("key: 10\n        weight: 2")),
+        "f.yaml:13: links.bond0.tunnels.gre2: has the same underlay address pair (10.65.0.2 and 10.65.0.6) and the "
+        "same key 11 as links.bond0.tunnels.gre1's copy gre1b (key 11), so the kernel on r1 and r2 cannot tell their "
+        "packets apart; use another underlay address pair, or give the tunnels distinct 'key:' values"),
 }
 
 
@@ -232,6 +250,26 @@ def test_weight_with_a_key_counts_up_from_it() -> None:
 def test_delay_is_read_in_microseconds(written: str, us: int | None) -> None:
     config, _ = parse_config(gre1_option(f"delay: {written}"), "f.yaml")
     assert config.links[0].tunnels[0].delay_us == us and config.links[0].tunnels[1].delay_us is None
+
+
+def test_a_weight_error_is_one_line_with_its_place_and_exit_2(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "w.yaml"
+    config.write_text(edit("      gre2:", "      gre1b:", gre1_option("weight: 2\n        delay: 9.3ms")))
+    assert main(["validate", "-c", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"{config}:10: links.bond0.tunnels.gre1.weight: 2 makes a copy of 'gre1' named 'gre1b', which is already "
+        "another tunnel of this link; rename 'gre1' or 'gre1b', or lower the weight"]
+
+
+def test_delays_read_back_as_written() -> None:
+    """What grebond writes (networkd DelaySec=, tc, verify) reads back to the same microseconds."""
+    from grebond.model import format_delay, parse_delay
+
+    for us in (1, 250, 9300, 9301, 12000, 999_999, 1_000_000):
+        assert parse_delay(format_delay(us)) == us
+    assert parse_delay("9500us") == 9500 and parse_delay("9.3") is None and parse_delay("nanms") is None
 
 
 def test_weight_1_and_no_delay_change_nothing() -> None:
@@ -296,6 +334,17 @@ WARNING_CASES = {
     "weight-in-active-backup": (link_option("mode: active-backup\n    primary: gre2", gre1_option("weight: 2")),
                                 "f.yaml:12: warning: links.bond0.tunnels.gre1.weight: has no use in active-backup mode, "
                                 "which sends only over one tunnel at a time; remove weight, or use balance-rr"),
+    "weight-in-broadcast": (link_option("mode: broadcast", gre1_option("weight: 2")),
+                            "f.yaml:11: warning: links.bond0.tunnels.gre1.weight: has no use in broadcast mode, which "
+                            "sends every frame over every tunnel, so the copies only duplicate it; remove weight, or "
+                            "use balance-rr"),
+    "delay-in-balance-xor": (link_option("mode: balance-xor\n    xmit-hash-policy: layer3+4", gre1_option("delay: 9ms")),
+                             "f.yaml:12: warning: links.bond0.tunnels.gre1.delay: only adds latency in balance-xor mode, "
+                             "which keeps each flow on one tunnel; a delay evens out the round trips of a mode that "
+                             "stripes one flow over every tunnel; remove delay, or use balance-rr"),
+    "delay-in-active-backup": (link_option("mode: active-backup\n    primary: gre2", gre1_option("delay: 9ms")),
+                               "f.yaml:12: warning: links.bond0.tunnels.gre1.delay: only adds latency in active-backup "
+                               "mode, which sends only over one tunnel at a time; a delay evens out"),
     "active-backup-without-primary": (link_option("mode: active-backup"),
                                       "f.yaml:4: warning: links.bond0.mode: each end elects its active tunnel on its "
                                       "own; if they differ, frames arriving on the inactive tunnel are dropped; set "

@@ -95,16 +95,28 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
 
 
 def check_weights(c: Checker, m: LocatedMap, path: str, mode: model.BondMode, tunnels: list[model.Tunnel]) -> None:
-    """Warn where ``weight`` cannot do what it says: only modes that share packets or flows out over
-    the slaves (balance-rr, balance-xor, ...) give a path more share by having more slaves."""
-    if mode not in (model.BondMode.ACTIVE_BACKUP, model.BondMode.BROADCAST):
-        return
+    """Warn where ``weight`` or ``delay`` cannot do what it says in the link's mode.
+
+    A weight gives a path more share by giving it more slaves, which only modes that share packets
+    or flows out over the slaves can use (not active-backup or broadcast). A delay evens out round
+    trips for a mode that stripes one flow over every tunnel (balance-rr, and tlb/alb which move
+    flows between them); where each flow stays on one tunnel it only adds latency."""
     tm = m["tunnels"]
-    for name in dict.fromkeys(t.copy_of for t in tunnels if t.copy_of):
-        what = ("sends only over one tunnel at a time" if mode is model.BondMode.ACTIVE_BACKUP
-                else "sends every frame over every tunnel, so the copies only duplicate it")
-        c.add(tm[name].key_lines.get("weight"), f"{path}.tunnels.{name}.weight",
-              f"has no use in {mode.value} mode, which {what}", "remove weight, or use balance-rr", warning=True)
+    does = {model.BondMode.ACTIVE_BACKUP: "sends only over one tunnel at a time",
+            model.BondMode.BROADCAST: "sends every frame over every tunnel"}
+    if mode in does:
+        for name in dict.fromkeys(t.copy_of for t in tunnels if t.copy_of):
+            what = does[mode] + (", so the copies only duplicate it" if mode is model.BondMode.BROADCAST else "")
+            c.add(c.line(tm[name], "weight"), f"{path}.tunnels.{name}.weight",
+                  f"has no use in {mode.value} mode, which {what}", "remove weight, or use balance-rr", warning=True)
+    if mode.reorders:
+        return
+    for t in tunnels:
+        if t.delay_us and t.copy_of is None:
+            c.add(c.line(tm[t.name], "delay"), f"{path}.tunnels.{t.name}.delay",
+                  f"only adds latency in {mode.value} mode, which {does.get(mode, 'keeps each flow on one tunnel')}; "
+                  "a delay evens out the round trips of a mode that stripes one flow over every tunnel",
+                  "remove delay, or use balance-rr", warning=True)
 
 
 def _copies_fit(c: Checker, t: LocatedMap, tpath: str, name: str, key: int | None, weight: int,
