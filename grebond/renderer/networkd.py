@@ -49,6 +49,7 @@ FILE_PREFIX = "40-grebond-"
 
 LINK_MATCH_KIND_SINCE = 251         # [Match] Kind= in .link files (systemd NEWS, 251)
 TCP6_OFFLOAD_SINCE = 235            # TCP6SegmentationOffload= in .link files (NEWS, 235); the rest 232
+NETWORK_EMULATOR_SINCE = 245        # [NetworkEmulator] DelaySec=/PacketLimit=; 243-244 named it differently
 NETWORKD_ARP_VALIDATE = ("none", "active", "backup", "all")
 """The values systemd's bond_arp_validate_table knows (src/shared/bond-util.c, checked on main):
 the kernel's filter, filter_active and filter_backup are not offered by any release."""
@@ -124,6 +125,12 @@ def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list
                     f"{t.encaplimit}: systemd-networkd sends no encapsulation limit for ip6gretap, so the "
                     f"kernel would keep its default {KERNEL_ENCAP_LIMIT}",
                     f"use none (the default) or {KERNEL_ENCAP_LIMIT}, or the kernel backend"))
+            if t.delay_us and t.copy_of is None and target_systemd < NETWORK_EMULATOR_SINCE:
+                problems.append(Problem(
+                    source, None, f"{base}.tunnels.{t.name}.delay",
+                    f"needs the [NetworkEmulator] section, which systemd-networkd has only since "
+                    f"{NETWORK_EMULATOR_SINCE} (target: {target_systemd})",
+                    f"use --target-systemd {NETWORK_EMULATOR_SINCE} or later, or the kernel backend"))
     return problems
 
 

@@ -290,3 +290,16 @@ def test_delay_is_a_network_emulator_section_on_each_copy() -> None:
                                                                          "PacketLimit": ["10000"]}
     assert "NetworkEmulator" not in files["40-grebond-gre2.network"]
     assert files["40-grebond-gre1b.netdev"]["Tunnel"]["Key"] == ["1"]
+
+
+def test_delay_needs_systemd_245_and_is_refused_once_per_tunnel() -> None:
+    """[NetworkEmulator] exists since 245 (243-244 called it differently): refused before, naming the
+    tunnel of the file (its weight copy carries the same delay, and is not a second problem)."""
+    text = base().replace("      gre2:", "        weight: 2\n        delay: 9.3ms\n      gre2:", 1)
+    with pytest.raises(ConfigError) as err:
+        render(text, target=244)
+    (problem,) = err.value.problems
+    assert str(problem) == ("test.yaml: links.bond0.tunnels.gre1.delay: needs the [NetworkEmulator] section, which "
+                            "systemd-networkd has only since 245 (target: 244); use --target-systemd 245 or later, "
+                            "or the kernel backend")
+    assert render(text, target=245)["40-grebond-gre1b.network"]["NetworkEmulator"]["DelaySec"] == ["9.3ms"]
