@@ -68,7 +68,11 @@ def test_unequal_paths_example_says_what_the_model_does() -> None:
     (link,) = config.links
     assert [(t.name, t.key, t.delay_us) for t in link.tunnels] == [
         ("gre1", None, 9300), ("gre1b", 1, 9300), ("gre2", None, None)]
-    assert "gre1 (no key) + gre1b (key 1)" in text and "delay: 9.3ms" in text and "wait 9.3 ms" in text
+    assert "gre1 (no key) + gre1b (key 1)" in text and "delay: 9.3ms" in text and "wait 9.3 ms on each end" in text
+    # the figures are docs/performance.md's (topology A, the recommended configuration's row)
+    performance = (REPO / "docs" / "performance.md").read_text()
+    assert "| balance-rr, 2:1, equalized, offloads off | 24.4, 21.3, 20.4 | 21.3 | 0.81 |" in performance
+    assert "this file (weights 2:1, delay, offloads off)          21.3         0.81x" in text
     assert link.mtu == 1398 and "bond MTU 1398" in text
     assert link.offloads is False and link.mode.value == "balance-rr"
     # the seed's two paths, with the same addresses

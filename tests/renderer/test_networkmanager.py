@@ -404,9 +404,9 @@ def test_delay_is_refused_naming_the_version_and_the_alternative(in_repo: Path, 
     rc = main(["validate", "-c", "examples/unequal-paths.yaml", "--backend", "networkmanager", "--target-nm", target])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert err == [f"examples/unequal-paths.yaml:29: links.bond0.tunnels.gre1.delay: NetworkManager (target {target}) "
+    assert err == [f"examples/unequal-paths.yaml:38: links.bond0.tunnels.gre1.delay: NetworkManager (target {target}) "
                    "cannot set a netem delay: its tc setting drops netem's parameters (1.42 to 1.52 at least); use "
-                   "the networkd or kernel backend for this link, or remove delay"]
+                   "the networkd, kernel or iproute2 backend for this link, or remove delay"]
 
 
 def test_nm_drops_netem_parameters(tmp_path: Path) -> None:
