@@ -202,9 +202,9 @@ CASES = {
     "delay-is-a-number": (gre1_option("delay: 9.3"),
                           "f.yaml:10: links.bond0.tunnels.gre1.delay: the number 9.3 is not a delay with a unit; write "
                           "milliseconds with at most 3 decimals or whole microseconds, like '9.3ms' or '9500us'"),
-    "delay-in-seconds": (gre1_option("delay: 1s"),
-                         "f.yaml:10: links.bond0.tunnels.gre1.delay: '1s' is not a delay with a unit; write "
-                         "milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'"),
+    "delay-in-seconds": (gre1_option("delay: 0.5s"),
+                         "f.yaml:10: links.bond0.tunnels.gre1.delay: '0.5s' is in seconds; a delay is written in ms "
+                         "or us; write '500ms'"),
     "delay-negative": (gre1_option("delay: -5ms"),
                        "f.yaml:10: links.bond0.tunnels.gre1.delay: '-5ms' is not a delay with a unit; write "
                        "milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'"),

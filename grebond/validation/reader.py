@@ -19,6 +19,7 @@ MISSING: Any = object()
 """A key absent from the file (distinct from a key given as null)."""
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s)\s*$")
 _DELAY = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*(ms|us)\s*$")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 
 class Checker:
@@ -133,6 +134,11 @@ class Checker:
         if match and match.group(2) is not None and (match.group(3) == "us" or len(match.group(2)) > 3):
             self.add(self.line(m, key), where, f"'{value}' is finer than a microsecond",
                      "write milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'")
+            return None
+        seconds = _SECONDS.match(value) if isinstance(value, str) and not match else None
+        if seconds:
+            self.add(self.line(m, key), where, f"'{value}' is in seconds; a delay is written in ms or us",
+                     f"write '{float(seconds.group(1)) * 1000:g}ms'")
             return None
         if not match:
             shown = f"'{value}'" if isinstance(value, str) or is_int(value) else describe(value)

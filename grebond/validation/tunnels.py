@@ -101,6 +101,8 @@ def check_weights(c: Checker, m: LocatedMap, path: str, mode: model.BondMode, tu
     or flows out over the slaves can use (not active-backup or broadcast). A delay evens out round
     trips for a mode that stripes one flow over every tunnel (balance-rr, and tlb/alb which move
     flows between them); where each flow stays on one tunnel it only adds latency."""
+    if not tunnels:
+        return          # no tunnels made it (the file's 'tunnels' is missing or wrong): said already
     tm = m["tunnels"]
     does = {model.BondMode.ACTIVE_BACKUP: "sends only over one tunnel at a time",
             model.BondMode.BROADCAST: "sends every frame over every tunnel"}
