@@ -18,6 +18,15 @@ DEFAULT_TTL = 255
 DEFAULT_UNDERLAY_MTU = 1420           # WireGuard's default device MTU
 DEFAULT_MONITOR_INTERVAL_MS = 100
 DEFAULT_MISSED_MAX = 2                # the kernel's own default for arp_missed_max
+MAX_WEIGHT = 8
+"""At most 8 keyed copies of one path: a 8:1 rate ratio; beyond that the slow path hardly adds anything."""
+WEIGHT_SUFFIXES = "bcdefgh"
+"""Copy i (1..7) of tunnel ``gre1`` is ``gre1`` + WEIGHT_SUFFIXES[i - 1]: gre1b, gre1c, ..."""
+MAX_DELAY_US = 1_000_000
+NETEM_LIMIT = 10_000
+"""Packets netem may hold (its default is 1000). A delayed tunnel holds rate x delay in its queue
+and drops what does not fit: 10000 packets of 1400 bytes cover 11.8 Gbit/s at 9.5 ms, 112 Mbit/s
+at the largest delay (1 s). Every backend renders the same figure, and verify checks it."""
 OFFLOADS = {
     "gso": "tx-generic-segmentation",
     "tso": "tx-tcp-segmentation",
@@ -138,10 +147,22 @@ class Tunnel:
     underlay_mtu: int = DEFAULT_UNDERLAY_MTU
     key: int | None = None
     encaplimit: int | None = None             # ip6gretap only; None = "none" (no 8-byte option)
+    delay_us: int | None = None
+    """One-way delay added on this tunnel's egress, on both ends (a netem root qdisc); None: none.
+
+    Delay equalisation: balance-rr stripes one flow over every tunnel, so a fast path delayed to
+    the slow path's round trip delivers in order (docs/performance.md, unequal paths)."""
+    copy_of: str | None = None
+    """For a copy made by ``weight: N``: the tunnel in the file it copies (same ends, next key)."""
 
     @property
     def family(self) -> int:
         return self.underlay[0][1].version
+
+    @property
+    def path(self) -> str:
+        """The tunnel in the file this one comes from: copies made by ``weight`` share its path."""
+        return self.copy_of or self.name
 
     @property
     def kind(self) -> str:
@@ -224,10 +245,17 @@ class LocalTunnel:
     key: int | None
     mtu: int
     encaplimit: int | None
+    delay_us: int | None = None
+    copy_of: str | None = None
 
     @property
     def family(self) -> int:
         return self.local.version
+
+    @property
+    def path(self) -> str:
+        """The tunnel in the file this one comes from (itself, or the one ``weight`` copied)."""
+        return self.copy_of or self.name
 
 
 @dataclass(frozen=True)
@@ -288,7 +316,8 @@ class LocalBond:
         peer = link.peer_of(node)
         tunnels = tuple(
             LocalTunnel(name=t.name, kind=t.kind, local=t.address_of(node), remote=t.address_of(peer.node),
-                      ttl=t.ttl, key=t.key, mtu=link.mtu, encaplimit=t.encaplimit)
+                      ttl=t.ttl, key=t.key, mtu=link.mtu, encaplimit=t.encaplimit, delay_us=t.delay_us,
+                      copy_of=t.copy_of)
             for t in link.tunnels
         )
         arp: tuple[IPv4Address, ...] = ()
@@ -345,6 +374,38 @@ def bond_options(bond: LocalBond) -> dict[str, BondValue]:
     if opt.primary and mode.takes_primary:
         out["primary"] = opt.primary
     return out
+
+
+def weight_copies(name: str, key: int | None, weight: int) -> list[tuple[str, int | None]]:
+    """(name, key) of the ``weight`` tunnels one tunnel of the file stands for, itself first.
+
+    balance-rr gives every slave the same share of packets, so N keyed tunnels over one path give
+    that path N shares. Both ends derive the same names and keys from the model: with ``key: K``
+    the copies are keyed K+1, K+2, ...; without one the tunnel itself stays unkeyed (adding a
+    weight does not recreate it) and its copies take keys 1, 2, ... The kernel tells tunnels with
+    the same endpoints apart by key (ip_tunnel_lookup); validation refuses a clash.
+    """
+    out: list[tuple[str, int | None]] = [(name, key)]
+    for i in range(1, weight):
+        out.append((name + WEIGHT_SUFFIXES[i - 1], (key + i) if key is not None else i))
+    return out
+
+
+def format_delay(us: int) -> str:
+    """9500 -> '9.5ms': how grebond writes a delay everywhere (model, verify, tc, networkd)."""
+    return f"{us / 1000:g}ms"
+
+
+def parse_delay(text: str) -> int | None:
+    """'9.5ms' (what ``format_delay`` writes) or '9500us' -> 9500; None when it is neither."""
+    value = text.strip()
+    for unit, scale in (("us", 1), ("ms", 1000)):
+        if value.endswith(unit):
+            try:
+                return round(float(value[:-2]) * scale)
+            except (ValueError, OverflowError):     # not a number, or nan / inf
+                return None
+    return None
 
 
 _UUID_NAMESPACE = "5c7f3b8e-2f1d-5a3e-9a53-6772656226f6"

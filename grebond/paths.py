@@ -10,7 +10,12 @@ round-trip time with ICMP echo from the tunnel's local address, and then decides
 - a tunnel routed over anything but WireGuard sends GRE in clear text;
 - a mode that spreads one flow over all tunnels (balance-rr) reorders TCP when the paths'
   round-trip times differ; measured in the lab (docs/performance.md), 20 ms of difference
-  drops balance-rr below ONE path's rate, so grebond names the mode to use instead.
+  drops balance-rr below ONE path's rate. The model's per-tunnel ``delay`` evens them out
+  (each end delays the faster path, so a round trip gains twice the delay): the check compares
+  the round trips with those delays added, and prints the delays that would even them out
+  (``suggested_delays``), for the model; grebond never measures them at apply time, because the
+  two ends would measure different figures and verify could not check a moving target.
+- copies of a tunnel made by ``weight`` share its path on purpose: they count as one path.
 
 Layout: ``PathInfo`` (what was observed) -> ``assess()`` (pure decisions -> ``Finding``) ->
 ``render_text()``/``as_json()``. All of this module is pure; ``grebond.probe`` asks the kernel
@@ -23,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from grebond.model import BondMode, LocalBond
+from grebond.model import BondMode, LocalBond, format_delay
 
 if TYPE_CHECKING:
     from grebond.kernel.state import KernelState
@@ -87,6 +92,9 @@ class BondReport:
     peer: str
     paths: list[PathInfo]
     findings: list[Finding] = field(default_factory=list)
+    suggested_delays: dict[str, int] = field(default_factory=dict)
+    """Tunnel (as in the file) -> the delay in microseconds that evens out the measured round trips
+    (balance-rr only; empty when they are within the threshold or were not measured)."""
 
 
 # ----------------------------------------------------------------------------- decisions (pure)
@@ -117,19 +125,21 @@ def assess(end: LocalBond, paths: Sequence[PathInfo], rtt_threshold_ms: float = 
                                f"{p.tunnel}: its remote {p.remote} is routed through {p.device}, i.e. through "
                                "the bond itself", "route the tunnel endpoints over the underlay, not the overlay"))
 
-    for device, group in _groups(routed, lambda p: p.device):
+    origin = {t.name: t.path for t in end.tunnels}
+    for device, group in _groups(routed, lambda p: p.device, origin):
         names = tuple(p.tunnel for p in group)
+        paths_ = _origins(names, origin)
         out.append(Finding(bond, "shared-device", "warning", names,
-                           f"{_and(names)} leave through {device}: they are one path, not {len(names)} "
+                           f"{_and(paths_)} leave through {device}: they are one path, not {len(paths_)} "
                            "(one failure takes them all down and they share its bandwidth)",
                            "route each tunnel's remote over its own underlay device"))
     shared_dev = {p.tunnel for f in out if f.code == "shared-device" for p in routed if p.tunnel in f.tunnels}
-    for hop, group in _groups(routed, lambda p: p.gateway):
+    for hop, group in _groups(routed, lambda p: p.gateway, origin):
         names = tuple(p.tunnel for p in group)
         if set(names) <= shared_dev:
             continue  # already said: same device and same gateway is the same finding
         out.append(Finding(bond, "shared-next-hop", "warning", names,
-                           f"{_and(names)} go through next hop {hop}: they are not distinct paths",
+                           f"{_and(_origins(names, origin))} go through next hop {hop}: they are not distinct paths",
                            "give each tunnel's remote a route through a different next hop"))
 
     for p in routed:
@@ -151,7 +161,12 @@ def assess(end: LocalBond, paths: Sequence[PathInfo], rtt_threshold_ms: float = 
 
 
 def assess_rtt(end: LocalBond, paths: Sequence[PathInfo], threshold_ms: float) -> list[Finding]:
-    """Flag unequal round trips when the bond's mode spreads one flow over several tunnels."""
+    """Flag unequal round trips when the bond's mode spreads one flow over several tunnels.
+
+    The round trips compared are the measured ones plus twice each tunnel's modelled delay (both
+    ends delay the tunnel's egress); the measurement itself runs between the underlay addresses,
+    outside the tunnels' qdiscs. Copies made by ``weight`` are their tunnel's path, measured once.
+    """
     bond = end.name
     out: list[Finding] = []
     for p in paths:
@@ -160,38 +175,89 @@ def assess_rtt(end: LocalBond, paths: Sequence[PathInfo], threshold_ms: float) -
                                f"{p.tunnel}: no echo reply from {p.remote}"
                                + (f" ({p.rtt_error})" if p.rtt_error else "")
                                + "; the path is down or filters ICMP, so its delay was not compared"))
-    measured = [p for p in paths if p.rtt_ms is not None]
-    if len(measured) < 2:
+    measured = _measured(end, paths)
+    if len(measured) < 2 or not end.mode.reorders:
         return out
-    fast = min(measured, key=lambda p: p.rtt_ms or 0.0)
-    slow = max(measured, key=lambda p: p.rtt_ms or 0.0)
-    spread = (slow.rtt_ms or 0.0) - (fast.rtt_ms or 0.0)
-    if spread <= threshold_ms or not end.mode.reorders:
+    delays = {t.path: (t.delay_us or 0) / 1000 for t in end.tunnels}
+    effective = {name: rtt + 2 * delays.get(name, 0.0) for name, rtt in measured.items()}
+    fast = min(effective, key=lambda n: effective[n])
+    slow = max(effective, key=lambda n: effective[n])
+    spread = effective[slow] - effective[fast]
+    if spread <= threshold_ms:
         return out
+    added = " with the model's delays" if delays.get(fast) or delays.get(slow) else ""
+    suggested = suggest_delays(end, paths)
     out.append(Finding(
-        bond, "rtt-spread", "warning", (fast.tunnel, slow.tunnel),
-        f"round-trip times differ by {spread:.1f} ms ({fast.tunnel} {fast.rtt_ms:.1f} ms, {slow.tunnel} "
-        f"{slow.rtt_ms:.1f} ms; threshold {threshold_ms:g} ms) and {end.mode.value} sends one flow over every "
+        bond, "rtt-spread", "warning", (fast, slow),
+        f"round-trip times{added} differ by {spread:.1f} ms ({fast} {effective[fast]:.1f} ms, {slow} "
+        f"{effective[slow]:.1f} ms; threshold {threshold_ms:g} ms) and {end.mode.value} sends one flow over every "
         "tunnel: TCP sees reordering and can fall below a single path's rate",
-        recommend(end)))
+        recommend(end, suggested)))
     return out
 
 
-def recommend(end: LocalBond) -> str:
-    """The fix to name for unequal paths; why: see RECOMMENDED_UNEQUAL_MODE."""
-    return (f"use 'mode: {RECOMMENDED_UNEQUAL_MODE.value}' with 'xmit-hash-policy: {RECOMMENDED_UNEQUAL_HASH}' "
+def _measured(end: LocalBond, paths: Sequence[PathInfo]) -> dict[str, float]:
+    """Tunnel of the file -> its path's measured round trip (a copy's is its tunnel's)."""
+    origin = {t.name: t.path for t in end.tunnels}
+    out: dict[str, float] = {}
+    for p in paths:
+        if p.rtt_ms is not None:
+            name = origin.get(p.tunnel, p.tunnel)
+            out[name] = min(out.get(name, p.rtt_ms), p.rtt_ms)
+    return out
+
+
+def suggest_delays(end: LocalBond, paths: Sequence[PathInfo]) -> dict[str, int]:
+    """The ``delay`` for each faster tunnel (of the file) that evens out the measured round trips:
+    half its gap to the slowest (each end adds it once per round trip), to 0.1 ms; pure."""
+    measured = _measured(end, paths)
+    if len(measured) < 2:
+        return {}
+    slowest = max(measured.values())
+    out = {}
+    for name, rtt in measured.items():
+        us = round((slowest - rtt) / 2 * 10) * 100
+        if us > 0:
+            out[name] = us
+    return out
+
+
+def suggested(end: LocalBond, paths: Sequence[PathInfo], threshold_ms: float) -> dict[str, int]:
+    """``suggest_delays`` when it matters: the mode stripes one flow and the measured round trips
+    differ by more than the threshold (with or without delays in the model, so the figures can be
+    checked against the model's)."""
+    measured = _measured(end, paths)
+    if not end.mode.reorders or len(measured) < 2 or max(measured.values()) - min(measured.values()) <= threshold_ms:
+        return {}
+    return suggest_delays(end, paths)
+
+
+def recommend(end: LocalBond, suggested: dict[str, int] | None = None) -> str:
+    """The fix to name for unequal paths; why: docs/performance.md, unequal paths over WireGuard."""
+    even = ""
+    if suggested:
+        each = ", ".join(f"'delay: {format_delay(us)}' on {name}" for name, us in suggested.items())
+        even = (f"to keep {end.mode.value} for single flows, set {each} (both ends; the round trips then "
+                "meet, at the slowest path's latency) and 'weight:' the faster paths by their rate; or ")
+    return (f"{even}use 'mode: {RECOMMENDED_UNEQUAL_MODE.value}' with 'xmit-hash-policy: {RECOMMENDED_UNEQUAL_HASH}' "
             "(each flow stays on one tunnel; many flows use them all), or 'mode: active-backup' with "
             f"'primary:' set to the fastest tunnel if one flow needs the lowest delay")
 
 
-def _groups(paths: Sequence[PathInfo], key: Any) -> list[tuple[str, list[PathInfo]]]:
-    """Values of ``key`` shared by two or more paths, in first-seen order (None never groups)."""
+def _groups(paths: Sequence[PathInfo], key: Any, origin: dict[str, str]) -> list[tuple[str, list[PathInfo]]]:
+    """Values of ``key`` shared by the paths of two or more tunnels of the file, in first-seen order
+    (None never groups; a tunnel's ``weight`` copies share its path on purpose)."""
     seen: dict[str, list[PathInfo]] = {}
     for p in paths:
         k = key(p)
         if k is not None:
             seen.setdefault(k, []).append(p)
-    return [(k, v) for k, v in seen.items() if len(v) > 1]
+    return [(k, v) for k, v in seen.items() if len(_origins([p.tunnel for p in v], origin)) > 1]
+
+
+def _origins(names: Sequence[str], origin: dict[str, str]) -> tuple[str, ...]:
+    """The tunnels of the file that ``names`` (tunnels and their weight copies) come from, in order."""
+    return tuple(dict.fromkeys(origin.get(n, n) for n in names))
 
 
 def _and(names: Sequence[str]) -> str:
@@ -220,6 +286,10 @@ def render_text(reports: Sequence[BondReport]) -> str:
             rtt = f"rtt {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else "rtt n/a"
             lines.append(f"  {p.tunnel:<15} {p.local} -> {p.remote}  {where}, {rtt}")
         lines += [f"  {f}" for f in r.findings]
+        if r.suggested_delays:
+            lines.append("  suggested delays (even out the round trips for balance-rr; put them in the model, the "
+                         "same for both ends): " + ", ".join(f"{n} delay: {format_delay(us)}"
+                                                            for n, us in r.suggested_delays.items()))
     warnings = sum(1 for r in reports for f in r.findings if f.level == "warning")
     lines.append(f"{warnings} warning(s)" if warnings else "paths ok: distinct, encrypted, similar delay")
     return "\n".join(lines) + "\n"
@@ -229,7 +299,8 @@ def as_json(reports: Sequence[BondReport]) -> dict[str, Any]:
     return {
         "bonds": [{"bond": r.bond, "mode": r.mode, "node": r.node, "peer": r.peer,
                    "paths": [asdict(p) | {"next_hop": p.next_hop} for p in r.paths],
-                   "findings": [asdict(f) | {"tunnels": list(f.tunnels)} for f in r.findings]}
+                   "findings": [asdict(f) | {"tunnels": list(f.tunnels)} for f in r.findings],
+                   "suggested_delays": {n: format_delay(us) for n, us in r.suggested_delays.items()}}
                   for r in reports],
         "warnings": sum(1 for r in reports for f in r.findings if f.level == "warning"),
         "status": exit_status(reports),

@@ -20,10 +20,12 @@ from grebond.errors import SystemAccessError
 from grebond.kernel.desired import (
     actual_addresses,
     actual_offloads,
+    actual_qdisc,
     actual_tunnel,
     expected_addresses,
     expected_bond,
     expected_offloads,
+    expected_qdisc,
     expected_tunnel,
     wanted_offloads,
 )
@@ -170,11 +172,25 @@ def _check_tunnel(add: Callable[[Check], None], end: LocalBond, t: LocalTunnel, 
     _check(add, t.name, "mtu", t.mtu, link.mtu)
     if (offloads := expected_offloads(end)) is not None:
         _check(add, t.name, "offloads", offloads, actual_offloads(link))
+    _check_qdisc(add, t, actual_qdisc(link))
     _check(add, t.name, "state", "up", link.state)
     _check(add, t.name, "master", end.name, link.master)
     if link.slave is not None and link.master == end.name:
         _check(add, t.name, "link-monitor", "up", link.slave.mii_status, WARNING)
     return True
+
+
+def _check_qdisc(add: Callable[[Check], None], t: LocalTunnel, actual: dict[str, Any]) -> None:
+    """A delayed tunnel's netem root qdisc, field by field; a tunnel without a delay is checked only
+    for a netem delay left on it (any other root qdisc is the kernel's or the user's)."""
+    expected = expected_qdisc(t)
+    if not t.delay_us:
+        if actual["qdisc"] == "netem":
+            _check(add, t.name, "delay", expected["delay"], actual["delay"])
+        return
+    if _check(add, t.name, "qdisc", expected["qdisc"], actual["qdisc"]):
+        for name in ("delay", "qdisc-limit"):
+            _check(add, t.name, name, expected[name], actual[name])
 
 
 def _check_bond(add: Callable[[Check], None], end: LocalBond, state: KernelState) -> None:

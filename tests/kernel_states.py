@@ -13,6 +13,7 @@ from grebond.kernel.state import (
     BondInfo,
     KernelState,
     LinkState,
+    QdiscInfo,
     Route,
     SlaveInfo,
     TunnelInfo,
@@ -29,15 +30,19 @@ def matching_state(config, node: str = "r2") -> KernelState:  # type: ignore[no-
     end = config.bonds_of(node)[0]
     links: dict[str, LinkState] = {}
     routes: dict[str, Route | None] = {}
+    paths = {name: j for j, name in enumerate(dict.fromkeys(t.path for t in end.tunnels), start=1)}
     for i, t in enumerate(end.tunnels, start=1):
+        j = paths[t.path]            # a weight copy shares its tunnel's WireGuard device
         links[t.name] = LinkState(
             index=10 + i, name=t.name, kind="gretap", mtu=end.mtu, mac=f"aa:bb:cc:00:00:0{i}", flags=UP,
             operstate="UNKNOWN", carrier=True, master=end.name,
-            tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=None, okey=None),
-            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500, features=OFF)
-        links[f"wg{i}"] = LinkState(index=20 + i, name=f"wg{i}", kind="wireguard", mtu=1440, mac=None,
+            tunnel=TunnelInfo(local=str(t.local), remote=str(t.remote), ttl=255, ikey=t.key, okey=t.key),
+            slave=SlaveInfo("active", "up", 0), tx_bytes=1000 * i, rx_bytes=500, features=OFF,
+            # a delay is a netem root qdisc (netem's default limit is 1000; grebond sets 10000)
+            qdisc=QdiscInfo("netem", t.delay_us, 10000) if t.delay_us else QdiscInfo("fq_codel"))
+        links[f"wg{j}"] = LinkState(index=20 + j, name=f"wg{j}", kind="wireguard", mtu=1440, mac=None,
                                     flags=UP, operstate="UNKNOWN", carrier=True, addresses=(f"{t.local}/32",))
-        routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{i}", oif_kind="wireguard")
+        routes[str(t.remote)] = Route(dst=str(t.remote), oif=f"wg{j}", oif_kind="wireguard")
     links[end.name] = LinkState(
         index=30, name=end.name, kind="bond", mtu=end.mtu, mac=end.mac.upper(), flags=UP, operstate="UP",
         carrier=True, addresses=(*tuple(str(a) for a in end.addresses), "fe80::1/64"),

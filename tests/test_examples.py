@@ -56,3 +56,26 @@ def test_what_debian_12_cannot_express_is_said_at_the_top(example: Path, backend
         names = {"networkmanager": "NetworkManager", "networkd": "networkd"}
         assert re.search(rf"{names.get(backend, backend)} from \d\.\d+", header(example)), \
             f"{example.name} does not say at its top that {backend} needs a newer version: {refused}"
+
+
+def test_unequal_paths_example_says_what_the_model_does() -> None:
+    """The comments of examples/unequal-paths.yaml: gre1 weight 2 is gre1 (no key) + gre1b (key 1),
+    both 9.3 ms delayed, gre2 neither; bond MTU 1398; offloads off; balance-rr."""
+    example = REPO / "examples" / "unequal-paths.yaml"
+    text = example.read_text()
+    config, warnings = load_config(example)
+    assert warnings == []
+    (link,) = config.links
+    assert [(t.name, t.key, t.delay_us) for t in link.tunnels] == [
+        ("gre1", None, 9300), ("gre1b", 1, 9300), ("gre2", None, None)]
+    assert "gre1 (no key) + gre1b (key 1)" in text and "delay: 9.3ms" in text and "wait 9.3 ms on each end" in text
+    # the figures are docs/performance.md's (topology A, the recommended configuration's row)
+    performance = (REPO / "docs" / "performance.md").read_text()
+    assert "| balance-rr, 2:1, equalized, offloads off | 24.4, 21.3, 20.4 | 21.3 | 0.81 |" in performance
+    assert "this file (weights 2:1, delay, offloads off)          21.3         0.81x" in text
+    assert link.mtu == 1398 and "bond MTU 1398" in text
+    assert link.offloads is False and link.mode.value == "balance-rr"
+    # the seed's two paths, with the same addresses
+    seed, _ = load_config(REPO / "examples" / "seed.yaml")
+    assert {t.path: t.underlay for t in link.tunnels} == {t.name: t.underlay for t in seed.links[0].tunnels}
+    assert link.ends == seed.links[0].ends

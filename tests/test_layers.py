@@ -32,7 +32,7 @@ PURE = ("grebond.model", "grebond.mtu", "grebond.generated", "grebond.changes", 
         "grebond.backends.networkmanager.compare", "grebond.backends.networkmanager.plan",
         "grebond.backends.networkd.files")
 IO = ("grebond.files", "grebond.lock", "grebond.procs", "grebond.managed", "grebond.pending", "grebond.kernel.netlink",
-      "grebond.kernel.reader", "grebond.kernel.ethtool", "grebond.kernel.echo", "grebond.kernel.execute",
+      "grebond.kernel.reader", "grebond.kernel.ethtool", "grebond.kernel.qdisc", "grebond.kernel.echo", "grebond.kernel.execute",
       "subprocess", "socket", "fcntl", "pyroute2", "dbus_next", "asyncio")
 
 

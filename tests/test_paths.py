@@ -134,3 +134,67 @@ def test_checksum_of_an_echo_request() -> None:
     body = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 1) + b"grebond"
     csum = echo._checksum(body)
     assert echo._checksum(struct.pack("!BBHHH", 8, 0, csum, 0x1234, 1) + b"grebond") == 0
+
+
+# --- weight copies and delays -------------------------------------------------------------------
+def weighted(delay: str = "") -> LocalBond:
+    """The seed with gre1 weighted 2 (copy gre1b over the same path) and, optionally, gre1 delayed."""
+    text = seed_link().replace("        ends: {r2: 10.65.0.2, r1: 10.65.0.6}",
+                               "        ends: {r2: 10.65.0.2, r1: 10.65.0.6}\n        weight: 2" +
+                               (f"\n        delay: {delay}" if delay else ""))
+    return parse_config(text)[0].bonds_of("r2")[0]
+
+
+def copy_path(rtt: float | None = 1.0, dev: str = "wg1") -> PathInfo:
+    return PathInfo("gre1b", "10.65.0.2", "10.65.0.6", device=dev, kind="wireguard", rtt_ms=rtt)
+
+
+def test_weight_copies_share_their_tunnels_path_on_purpose() -> None:
+    p = [PathInfo("gre1", "10.65.0.2", "10.65.0.6", device="wg1", kind="wireguard", rtt_ms=1.0), copy_path(),
+         path(2, rtt=1.5)]
+    assert assess(weighted(), p, 5.0) == []
+    # but a copy and another tunnel of the file on one device are one path: named by the file's tunnels
+    shared = [p[0], copy_path(), path(2, dev="wg1", rtt=1.5)]
+    findings = assess(weighted(), shared, 5.0)
+    assert codes(findings) == ["shared-device"]
+    assert findings[0].tunnels == ("gre1", "gre1b", "gre2")
+    assert "gre1 and gre2 both leave through wg1: they are one path, not 2" in findings[0].message
+
+
+def unequal_paths() -> list[PathInfo]:
+    """As measured in the lab on topology A: path 1 3.9 ms, path 2 22.5 ms (minimum ICMP RTTs)."""
+    return [PathInfo("gre1", "10.65.0.2", "10.65.0.6", device="wg1", kind="wireguard", rtt_ms=3.9),
+            copy_path(3.9), path(2, rtt=22.5)]
+
+
+def test_unequal_rtts_suggest_the_delay_that_evens_them_out() -> None:
+    e = weighted()
+    findings = assess(e, unequal_paths(), 5.0)
+    assert codes(findings) == ["rtt-spread"]
+    f = findings[0]
+    assert f.tunnels == ("gre1", "gre2") and "differ by 18.6 ms" in f.message
+    assert f.fix.startswith("to keep balance-rr for single flows, set 'delay: 9.3ms' on gre1 (both ends;")
+    assert "balance-xor" in f.fix
+    assert paths.suggested(e, unequal_paths(), 5.0) == {"gre1": 9300}
+    assert paths.suggested(weighted(), unequal_paths()[:2], 5.0) == {}       # one path measured
+    assert paths.suggested(end("balance-xor"), [path(1, rtt=3.9), path(2, rtt=22.5)], 5.0) == {}   # no striping
+
+
+def test_the_models_delays_count_in_the_comparison() -> None:
+    """With gre1 delayed 9.3 ms on both ends its round trip is 3.9 + 18.6 = 22.5 ms: no warning,
+    and the suggestion (which compares the raw paths) repeats the model's figure."""
+    e = weighted("9.3ms")
+    assert assess(e, unequal_paths(), 5.0) == []
+    assert paths.suggested(e, unequal_paths(), 5.0) == {"gre1": 9300}
+    under = assess(weighted("2ms"), unequal_paths(), 5.0)      # 7.9 vs 22.5 ms: still too far apart
+    assert codes(under) == ["rtt-spread"] and "with the model's delays differ by 14.6 ms" in under[0].message
+
+
+def test_suggested_delays_in_text_and_json() -> None:
+    e = weighted()
+    p = unequal_paths()
+    report = BondReport(e.name, e.mode.value, e.node, e.peer, p, assess(e, p, 5.0), paths.suggested(e, p, 5.0))
+    text = paths.render_text([report])
+    assert ("  suggested delays (even out the round trips for balance-rr; put them in the model, the same for both "
+            "ends): gre1 delay: 9.3ms\n") in text
+    assert json.loads(json.dumps(paths.as_json([report])))["bonds"][0]["suggested_delays"] == {"gre1": "9.3ms"}

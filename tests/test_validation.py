@@ -158,6 +158,65 @@ CASES = {
     "tunnel-key-zero": (gre1_option("key: 0"),
                         "f.yaml:10: links.bond0.tunnels.gre1.key: key 0 means 'no key' to the kernel and networkd; "
                         "remove 'key', or use 1 to 4294967295"),
+    # weight: N keyed copies of a tunnel (gre1, gre1b, ...); delay: a netem qdisc on both ends
+    "weight-out-of-range": (gre1_option("weight: 9"),
+                            "f.yaml:10: links.bond0.tunnels.gre1.weight: 9 is out of range; use 1 to 8: the path's "
+                            "share of packets relative to the others"),
+    "weight-zero": (gre1_option("weight: 0"),
+                    "f.yaml:10: links.bond0.tunnels.gre1.weight: 0 is out of range; use 1 to 8: the path's "
+                    "share of packets relative to the others"),
+    "weight-copy-has-another-tunnels-name": (edit("      gre2:", "      gre1b:", gre1_option("weight: 2")),
+                                             "f.yaml:10: links.bond0.tunnels.gre1.weight: 2 makes a copy of 'gre1' "
+                                             "named 'gre1b', which is already another tunnel of this link; rename "
+                                             "'gre1' or 'gre1b', or lower the weight"),
+    "weight-copy-name-too-long": (edit("      gre1:", "      gre-via-router1:", gre1_option("weight: 2")),
+                                  "f.yaml:10: links.bond0.tunnels.gre-via-router1.weight: 2 names copies of "
+                                  "'gre-via-router1' gre-via-router1b, and 'gre-via-router1b' is 16 bytes; Linux allows "
+                                  "at most 15; shorten the tunnel's name to at most 14 characters (a copy adds one "
+                                  "letter)"),
+    "weight-copy-key-past-32-bits": (gre1_option("key: 4294967295\n        weight: 2"),
+                                     "f.yaml:11: links.bond0.tunnels.gre1.weight: 2 needs keys 4294967295 to 4294967296 "
+                                     "for 'gre1' and its copies, past the largest GRE key 4294967295; use a key of at "
+                                     "most 4294967294"),
+    "weight-copy-key-clash": (edit("{r2: 10.65.0.14, r1: 10.65.0.10}", "{r2: 10.65.0.2, r1: 10.65.0.6}\n        key: 1",
+                                   gre1_option("weight: 2")),
+                              "f.yaml:12: links.bond0.tunnels.gre2: has the same underlay address pair (10.65.0.2 and "
+                              "10.65.0.6) and the same key 1 as links.bond0.tunnels.gre1's copy gre1b (key 1), so the "
+                              "kernel on r1 and r2 cannot tell their packets apart; use another underlay address pair, "
+                              "or give the tunnels distinct 'key:' values"),
+    "weight-copy-name-used-by-another-link": (
+        gre1_option("weight: 2") + BASE.split("links:\n")[1].replace("bond0", "bond1").replace("10.67.", "10.69.")
+        .replace("      gre1:", "      gre1b:").replace("      gre2:", "      gre9:")
+        .replace("10.65.0.2,", "10.65.1.2,").replace("10.65.0.14", "10.65.1.14"),
+        "f.yaml:18: links.bond1.tunnels.gre1b: the interface name 'gre1b' is already used by "
+        "links.bond0.tunnels.gre1's copy gre1b (key 1) on r1 and r2; give each bond and tunnel of a node its own name"),
+    "delay-without-unit": (gre1_option("delay: 9"),
+                           "f.yaml:10: links.bond0.tunnels.gre1.delay: '9' is not a delay with a unit; write "
+                           "milliseconds with at most 3 decimals or whole microseconds, like '9ms' or '9500us'"),
+    "delay-finer-than-a-microsecond": (gre1_option("delay: 9.5001ms"),
+                                       "f.yaml:10: links.bond0.tunnels.gre1.delay: '9.5001ms' is finer than a "
+                                       "microsecond; write milliseconds with at most 3 decimals or whole microseconds, "
+                                       "like '9.5ms' or '9500us'"),
+    "delay-out-of-range": (gre1_option("delay: 1001ms"),
+                           "f.yaml:10: links.bond0.tunnels.gre1.delay: 1001ms is out of range; use 0ms to 1000ms"),
+    "delay-is-a-number": (gre1_option("delay: 9.3"),
+                          "f.yaml:10: links.bond0.tunnels.gre1.delay: the number 9.3 is not a delay with a unit; write "
+                          "milliseconds with at most 3 decimals or whole microseconds, like '9.3ms' or '9500us'"),
+    "delay-in-seconds": (gre1_option("delay: 0.5s"),
+                         "f.yaml:10: links.bond0.tunnels.gre1.delay: '0.5s' is in seconds; a delay is written in ms "
+                         "or us; write '500ms'"),
+    "delay-negative": (gre1_option("delay: -5ms"),
+                       "f.yaml:10: links.bond0.tunnels.gre1.delay: '-5ms' is not a delay with a unit; write "
+                       "milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'"),
+    "weight-not-a-number": (gre1_option("weight: two"),
+                            "f.yaml:10: links.bond0.tunnels.gre1.weight: must be a whole number, not the text 'two'; "
+                            "use 1 to 8: the path's share of packets relative to the others"),
+    "weight-copy-key-is-another-links-key": (
+        edit("{r2: 10.65.0.14, r1: 10.65.0.10}", "{r2: 10.65.0.2, r1: 10.65.0.6}\n        key: 11",
+             gre1_option("key: 10\n        weight: 2")),
+        "f.yaml:13: links.bond0.tunnels.gre2: has the same underlay address pair (10.65.0.2 and 10.65.0.6) and the "
+        "same key 11 as links.bond0.tunnels.gre1's copy gre1b (key 11), so the kernel on r1 and r2 cannot tell their "
+        "packets apart; use another underlay address pair, or give the tunnels distinct 'key:' values"),
 }
 
 
@@ -165,6 +224,58 @@ CASES = {
 def test_error_class(case: str) -> None:
     text, expected = CASES[case]
     assert errors(text) == [expected]
+
+
+def test_weight_makes_keyed_copies_with_the_tunnels_delay() -> None:
+    """gre1 weight 3: gre1 (unkeyed, so adding a weight does not recreate it), gre1b key 1, gre1c key 2,
+    each with gre1's ends and delay, in file order; the keyed copies bring the bond MTU to 1398."""
+    config, found = parse_config(gre1_option("weight: 3\n        delay: 9.5ms") + "    underlay-mtu: 1440\n", "f.yaml")
+    link = config.links[0]
+    assert found == []
+    assert [(t.name, t.key, t.delay_us, t.copy_of, t.path) for t in link.tunnels] == [
+        ("gre1", None, 9500, None, "gre1"), ("gre1b", 1, 9500, "gre1", "gre1"), ("gre1c", 2, 9500, "gre1", "gre1"),
+        ("gre2", None, None, None, "gre2")]
+    assert len({t.underlay for t in link.tunnels[:3]}) == 1 and link.mtu == 1398
+    r1 = {t.name: (str(t.local), str(t.remote), t.key) for t in config.bonds_of("r1")[0].tunnels}
+    assert r1["gre1c"] == ("10.65.0.6", "10.65.0.2", 2)      # the same keys on the other end
+
+
+def test_weight_with_a_key_counts_up_from_it() -> None:
+    config, _ = parse_config(gre1_option("key: 10\n        weight: 2"), "f.yaml")
+    assert [(t.name, t.key) for t in config.links[0].tunnels] == [("gre1", 10), ("gre1b", 11), ("gre2", None)]
+
+
+@pytest.mark.parametrize("written, us", [("9.5ms", 9500), ("9500us", 9500), ("0.25ms", 250), ("12ms", 12000),
+                                         ("1000ms", 1_000_000), ("0ms", None), ("9.123 ms", 9123)])
+def test_delay_is_read_in_microseconds(written: str, us: int | None) -> None:
+    config, _ = parse_config(gre1_option(f"delay: {written}"), "f.yaml")
+    assert config.links[0].tunnels[0].delay_us == us and config.links[0].tunnels[1].delay_us is None
+
+
+def test_a_weight_error_is_one_line_with_its_place_and_exit_2(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "w.yaml"
+    config.write_text(edit("      gre2:", "      gre1b:", gre1_option("weight: 2\n        delay: 9.3ms")))
+    assert main(["validate", "-c", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"{config}:10: links.bond0.tunnels.gre1.weight: 2 makes a copy of 'gre1' named 'gre1b', which is already "
+        "another tunnel of this link; rename 'gre1' or 'gre1b', or lower the weight"]
+
+
+def test_delays_read_back_as_written() -> None:
+    """What grebond writes (networkd DelaySec=, tc, verify) reads back to the same microseconds."""
+    from grebond.model import format_delay, parse_delay
+
+    for us in (1, 250, 9300, 9301, 12000, 999_999, 1_000_000):
+        assert parse_delay(format_delay(us)) == us
+    assert parse_delay("9500us") == 9500 and parse_delay("9.3") is None and parse_delay("nanms") is None
+
+
+def test_weight_1_and_no_delay_change_nothing() -> None:
+    plain, _ = parse_config(BASE, "f.yaml")
+    same, _ = parse_config(gre1_option("weight: 1"), "f.yaml")
+    assert same.links == plain.links
 
 
 def test_name_twice_across_links_is_one_line_per_clash() -> None:
@@ -220,6 +331,20 @@ WARNING_CASES = {
                 "(unequal paths)"),
     "balance-tlb": (link_option("mode: balance-tlb"), "links.bond0.mode: balance-tlb needs the slaves' link speed"),
     "balance-alb": (link_option("mode: balance-alb"), "links.bond0.mode: balance-alb needs the slaves' link speed"),
+    "weight-in-active-backup": (link_option("mode: active-backup\n    primary: gre2", gre1_option("weight: 2")),
+                                "f.yaml:12: warning: links.bond0.tunnels.gre1.weight: has no use in active-backup mode, "
+                                "which sends only over one tunnel at a time; remove weight, or use balance-rr"),
+    "weight-in-broadcast": (link_option("mode: broadcast", gre1_option("weight: 2")),
+                            "f.yaml:11: warning: links.bond0.tunnels.gre1.weight: has no use in broadcast mode, which "
+                            "sends every frame over every tunnel, so the copies only duplicate it; remove weight, or "
+                            "use balance-rr"),
+    "delay-in-balance-xor": (link_option("mode: balance-xor\n    xmit-hash-policy: layer3+4", gre1_option("delay: 9ms")),
+                             "f.yaml:12: warning: links.bond0.tunnels.gre1.delay: only adds latency in balance-xor mode, "
+                             "which keeps each flow on one tunnel; a delay evens out the round trips of a mode that "
+                             "stripes one flow over every tunnel; remove delay, or use balance-rr"),
+    "delay-in-active-backup": (link_option("mode: active-backup\n    primary: gre2", gre1_option("delay: 9ms")),
+                               "f.yaml:12: warning: links.bond0.tunnels.gre1.delay: only adds latency in active-backup "
+                               "mode, which sends only over one tunnel at a time; a delay evens out"),
     "active-backup-without-primary": (link_option("mode: active-backup"),
                                       "f.yaml:4: warning: links.bond0.mode: each end elects its active tunnel on its "
                                       "own; if they differ, frames arriving on the inactive tunnel are dropped; set "

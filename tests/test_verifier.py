@@ -184,3 +184,39 @@ def test_drift_wins_over_a_degraded_underlay(config) -> None:  # type: ignore[no
     report = compare(config, "r2", dataclasses.replace(state, routes=routes, links=links))
     assert report.drift and not report.degraded
     assert "[PATH] gre2 route: expected to 10.65.0.10, got no route (unreachable)" in report.lines()
+
+
+# --- weight and delay (examples/unequal-paths.yaml) ---------------------------------------------
+UNEQUAL = SEED.parent / "unequal-paths.yaml"
+
+
+def with_qdisc(state: KernelState, name: str, qdisc: object) -> KernelState:
+    links = dict(state.links)
+    links[name] = dataclasses.replace(links[name], qdisc=qdisc)  # type: ignore[arg-type]
+    return KernelState(links=links, routes=state.routes)
+
+
+def test_weight_copies_share_a_path_without_degrading_it() -> None:
+    """gre1 and its copy gre1b both route over wg1 on purpose: not '[PATH] tunnels share one'."""
+    unequal = load_config(str(UNEQUAL))[0]
+    report = compare(unequal, "r2", matching_state(unequal))
+    assert report.ok and not report.degraded, report.lines()
+    text = report.lines()
+    for line in ("[ OK ] gre1 qdisc netem", "[ OK ] gre1 delay 9.3ms", "[ OK ] gre1 qdisc-limit 10000",
+                 "[ OK ] gre1b delay 9.3ms", "[ OK ] gre1b key 1", "[ OK ] bond0 slaves gre1,gre1b,gre2"):
+        assert line in text, text
+    assert not any(line.startswith("[ OK ] gre2 delay") for line in text)   # no delay modelled, no netem there
+
+
+def test_delay_drift_is_reported_field_by_field() -> None:
+    from grebond.kernel.state import QdiscInfo
+
+    unequal = load_config(str(UNEQUAL))[0]
+    state = with_qdisc(with_qdisc(with_qdisc(matching_state(unequal), "gre1", QdiscInfo("netem", 3000, 1000)),
+                                  "gre1b", QdiscInfo("fq_codel")), "gre2", QdiscInfo("netem", 9300, 10000))
+    report = compare(unequal, "r2", state)
+    assert report.drift
+    assert failed(report) == {("gre1", "delay"): ("9.3ms", "3ms"), ("gre1", "qdisc-limit"): (10000, 1000),
+                              ("gre1b", "qdisc"): ("netem", "fq_codel"), ("gre2", "delay"): ("none", "9.3ms")}
+    assert "[FAIL] gre1 delay: expected 9.3ms, got 3ms" in report.lines()
+    assert "[FAIL] gre2 delay: expected none, got 9.3ms" in report.lines()

@@ -124,7 +124,7 @@ def roll_back(bonds: tuple[LocalBond, ...], before: KernelState) -> str:
 def as_it_was(bond: LocalBond, state: KernelState) -> LocalBond | None:
     """``bond`` as the kernel held it in ``state`` (None when it did not exist): the bond's mode,
     monitor, options, MTU, offloads and addresses, and the tunnels that were its slaves, with their
-    endpoints. Pure; what a failed apply converges back to."""
+    endpoints and netem delays. Pure; what a failed apply converges back to."""
     link = state.link(bond.name)
     if link is None or link.bond is None:
         return None
@@ -144,7 +144,9 @@ def as_it_was(bond: LocalBond, state: KernelState) -> LocalBond | None:
     tunnels = tuple(
         LocalTunnel(name=s.name, kind=s.kind or "gretap", local=ip_address(s.tunnel.local),
                     remote=ip_address(s.tunnel.remote), ttl=s.tunnel.ttl, key=s.tunnel.okey, mtu=s.mtu,
-                    encaplimit=s.tunnel.encaplimit)
+                    encaplimit=s.tunnel.encaplimit,
+                    # a netem delay it had comes back; one it had not is removed (other root qdiscs: the kernel's)
+                    delay_us=s.qdisc.delay_us if s.qdisc is not None and s.qdisc.kind == "netem" else None)
         for s in state.slaves_of(bond.name) if s.tunnel is not None and s.tunnel.local and s.tunnel.remote)
     addresses = tuple(ip_interface(a) for a in link.addresses if not a.lower().startswith("fe80:"))
     states = {link.features.get(name) for name in OFFLOADS.values()}

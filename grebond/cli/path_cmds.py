@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="check that each tunnel has its own encrypted underlay path, and that delays suit the mode",
         description="For each tunnel of this end: the underlay device and next hop its remote is routed "
                     "through, and the path's round-trip time (ICMP echo from the tunnel's local address). "
-                    "Warns when tunnels share a device or next hop, when a path is not WireGuard, and when "
-                    "delays differ too much for a mode that reorders (balance-rr). "
+                    "Warns when tunnels share a device or next hop (a tunnel's weight copies share its path "
+                    "on purpose), when a path is not WireGuard, and when delays differ too much for a mode that "
+                    "reorders (balance-rr), counting the model's delays; then prints the per-tunnel delays that "
+                    "would even the round trips out, to put in the model. "
                     "Exit 0 no warnings, 1 warnings, 2 bad config, 3 cannot read the kernel.")
     add_config_arg(p)
     add_node_arg(p, "the end whose underlay addresses are on this host")
@@ -44,7 +46,10 @@ def cmd_check_paths(args: argparse.Namespace) -> int:
         raise UsageError(f"--rtt-threshold {threshold:g}: must be 0 or more milliseconds")
     config = load(args)
     node = resolve_node(config, args.node, local_addresses if args.node is None else None)
-    reports = probe.check(config.bonds_of(node), threshold, measure_rtt=not args.no_rtt)
+    ends = config.bonds_of(node)
+    reports = probe.check(ends, threshold, measure_rtt=not args.no_rtt)
+    for end, report in zip(ends, reports):
+        report.suggested_delays = paths.suggested(end, report.paths, threshold)
     if args.json:
         import json
 

@@ -29,7 +29,8 @@ from grebond.kernel.netlink import (
     netlink_error,
 )
 from grebond.kernel.plan import BOND_ATTRS, Op
-from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
+from grebond.kernel.qdisc import delete_root_qdisc, set_netem
+from grebond.model import ARP_VALIDATE, LACP_RATES, NETEM_LIMIT, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
 
 
 def tunnel_kwargs(t: LocalTunnel) -> dict[str, Any]:
@@ -125,6 +126,12 @@ def _run(ip: Any, op: Op, bond: LocalBond, creation: dict[str, Any]) -> None:
                 prefixlen=iface.network.prefixlen, **kw)
     elif op.action == "offloads":
         set_features(op.target, offload_features(op.fields[0][2] == "on"))
+    elif op.action == "qdisc":
+        assert op.tunnel is not None
+        if op.tunnel.delay_us:
+            set_netem(ip, _need(ip, op.target), op.tunnel.delay_us, NETEM_LIMIT)
+        else:
+            delete_root_qdisc(ip, _need(ip, op.target))
     else:  # pragma: no cover - plan_ops makes no other action
         raise AssertionError(op.action)
 

@@ -2,7 +2,8 @@
 
 A kernel without the bonding or ip_gre modules answers the first netlink request with "Operation
 not supported", after grebond may already have changed other things; and the verifier would
-then only report missing devices. Loaded modules show in /sys/module; a module not loaded yet is
+then only report missing devices. The same holds for sch_netem, which a tunnel's ``delay`` needs
+("Specified qdisc kind is unknown", after the tunnels exist). Loaded modules show in /sys/module; a module not loaded yet is
 fine if the kernel can load it (it does so by itself on the first request, "rtnl-link-gretap"),
 which modules.dep or modules.builtin of the running kernel say.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from grebond.model import LocalBond
 
-MODULES = {"bond": "bonding", "gretap": "ip_gre", "ip6gretap": "ip6_gre"}
+MODULES = {"bond": "bonding", "gretap": "ip_gre", "ip6gretap": "ip6_gre", "netem": "sch_netem"}
+"""Device kind (or ``netem``, the qdisc of a tunnel with a ``delay``) -> the module that provides it."""
 SYS_MODULE = Path("/sys/module")
 LIB_MODULES = Path("/lib/modules")
 
@@ -47,8 +49,11 @@ def _listed(index: Path) -> set[str]:
 
 
 def needed(bonds: Sequence[LocalBond]) -> list[str]:
-    """The kinds of device these bonds need from the kernel."""
-    return ["bond", *(t.kind for b in bonds for t in b.tunnels)] if bonds else []
+    """The kinds of device (and qdisc: a ``delay`` is netem) these bonds need from the kernel."""
+    if not bonds:
+        return []
+    delayed = any(t.delay_us for b in bonds for t in b.tunnels)
+    return ["bond", *(t.kind for b in bonds for t in b.tunnels), *(["netem"] if delayed else [])]
 
 
 def refusal(kinds: list[str]) -> str | None:

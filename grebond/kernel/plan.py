@@ -17,7 +17,7 @@ The order, and why:
    (issue 22). A bond pushes its MTU onto a slave when it enslaves it and whenever its own MTU
    changes, so a tunnel's MTU is set only when neither happens.
 4. ``primary`` once its tunnel is a slave; addresses (IPv6 without DAD: the peer is the only
-   other host); offloads; the bond up.
+   other host); offloads; each tunnel's delay (its netem root qdisc, set or removed); the bond up.
 Operations that creating a device implies are carried out but not reported (``shown=False``).
 """
 
@@ -31,12 +31,14 @@ from grebond.kernel.desired import (
     actual_offloads,
     expected_addresses,
     expected_bond,
+    expected_qdisc,
     on_off,
+    qdisc_drift,
     tunnel_drift,
     wanted_offloads,
 )
 from grebond.kernel.state import KernelState
-from grebond.model import LocalBond, LocalTunnel
+from grebond.model import LocalBond, LocalTunnel, format_delay
 
 BOND_ATTRS = ("arp_missed_max", "ns_ip6_targets")
 """Bond fields pyroute2 cannot encode (IFLA_BOND_MISSED_MAX, IFLA_BOND_NS_IP6_TARGET): set by
@@ -72,7 +74,10 @@ class Op:
         """``subject field: old -> new`` lines for a dry run."""
         if self.action == "create-tunnel" and self.tunnel is not None:
             t = self.tunnel
-            return [f"{t.name}: (absent) -> {t.kind} local {t.local} remote {t.remote} ttl {t.ttl} mtu {t.mtu}"]
+            key = f" key {t.key}" if t.key is not None else ""
+            delay = f" delay {format_delay(t.delay_us)}" if t.delay_us else ""
+            return [f"{t.name}: (absent) -> {t.kind} local {t.local} remote {t.remote} ttl {t.ttl}{key} mtu "
+                    f"{t.mtu}{delay}"]
         if self.action == "create-bond":
             return [f"{self.target}: (absent) -> bond " + " ".join(f"{k} {_show(v)}" for k, _o, v in self.fields)]
         if self.action in ("enslave", "release"):
@@ -110,6 +115,9 @@ _TEXT: dict[str, Any] = {
     "del-address": lambda op: (("remove", "removed"), f"address {op.fields[0][1]} from {op.target}"),
     "add-address": lambda op: (("add", "added"), f"address {op.fields[0][2]} to {op.target}"),
     "offloads": lambda op: (("set", "set"), f"{op.target} offloads {op.fields[0][2]} (gso, tso, tso6, gro)"),
+    "qdisc": lambda op: (("set", "set"), f"{op.target} {_options_text(op)} (its netem root qdisc)")
+    if op.tunnel is not None and op.tunnel.delay_us else
+    (("remove", "removed"), f"{op.target}'s netem delay {op.fields[0][1]}"),
 }
 
 
@@ -201,6 +209,14 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
         if new_device or device is None or actual_offloads(device) != on_off(on):
             old = None if new_device or device is None else actual_offloads(device)
             ops.append(Op("offloads", name, (("offloads", old, on_off(on)),), shown=not new_device))
+    for t in bond.tunnels:
+        tl = state.link(t.name)
+        if t.name in created or tl is None:
+            if t.delay_us:      # a new device has the kernel's default qdisc
+                ops.append(Op("qdisc", t.name, tuple((k, None, v) for k, v in expected_qdisc(t).items()),
+                              shown=False, tunnel=t))
+        elif drift := qdisc_drift(t, tl):
+            ops.append(Op("qdisc", t.name, tuple((k, old, new) for k, (old, new) in drift.items()), tunnel=t))
     if fresh or link is None or not link.admin_up:
         ops.append(Op("up", bond.name, shown=not fresh))
     return ops

@@ -1,8 +1,9 @@
 """Reading the running kernel into small frozen dataclasses (pyroute2, sync API).
 
 Why a snapshot: the verifier and ``status`` compare plain values, so they can be tested on
-hand-made states without a kernel. One link dump and one address dump serve every check; only
-the per-tunnel route lookups cost a round trip each.
+hand-made states without a kernel. One link dump, one address dump and one qdisc dump (a
+tunnel's delay is its root qdisc) serve every check; only the per-tunnel route lookups cost a
+round trip each.
 
 Portable between Debian's pyroute2 0.7.2 and PyPI's 0.9.x: attributes are read with
 ``get_attr('IFLA_*')`` only (0.7.2's ``msg.get('ifname')`` returns None), and pyroute2 is
@@ -18,6 +19,7 @@ from typing import Any
 
 from grebond.errors import SystemAccessError
 from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr
+from grebond.kernel.qdisc import root_qdiscs
 from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
@@ -178,9 +180,10 @@ def _read(ip: Any, remotes: Iterable[str], features: Iterable[str]) -> KernelSta
     msgs = list(ip.get_links())
     names = {int(m["index"]): m.get_attr("IFLA_IFNAME") for m in msgs}
     addrs = _addresses(ip)
+    qdiscs = root_qdiscs(ip)
     links = {}
     for m in msgs:
-        link = _link(m, names, addrs)
+        link = replace(_link(m, names, addrs), qdisc=qdiscs.get(int(m["index"])))
         links[link.name] = link
     _add_bond_attrs(links)
     _add_features(links, features)

@@ -51,6 +51,15 @@ class BondInfo:
 
 
 @dataclass(frozen=True)
+class QdiscInfo:
+    """A device's root qdisc: its kind, and for netem the delay (microseconds) and packet limit."""
+
+    kind: str
+    delay_us: int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
 class SlaveInfo:
     """A bond port's state as the bond sees it (IFLA_INFO_SLAVE_DATA)."""
 
@@ -79,6 +88,7 @@ class LinkState:
     rx_packets: int = 0                 # IFLA_STATS64 like the bytes: the kernel's counters, never reset by grebond
     tx_packets: int = 0
     features: dict[str, bool] = field(default_factory=dict)   # model.OFFLOADS, read only when asked for
+    qdisc: QdiscInfo | None = None      # the root qdisc; None: none (noqueue) or not read
 
     @property
     def admin_up(self) -> bool:
@@ -164,7 +174,7 @@ def state_from_json(data: dict[str, Any]) -> KernelState:
     for name, raw in data.get("links", {}).items():
         raw = dict(raw)
         raw["addresses"] = tuple(raw.get("addresses", ()))
-        for key, cls in (("tunnel", TunnelInfo), ("bond", BondInfo), ("slave", SlaveInfo)):
+        for key, cls in (("tunnel", TunnelInfo), ("bond", BondInfo), ("slave", SlaveInfo), ("qdisc", QdiscInfo)):
             if raw.get(key) is not None:
                 value = dict(raw[key])
                 if key == "bond":

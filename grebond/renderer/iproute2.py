@@ -4,7 +4,8 @@ Corrections over the hand-typed recipe: the bond MTU is set (a bond pushes 1500 
 gretaps otherwise), the bond gets a fixed MAC before anything is enslaved, a monitor that can
 see a dead tunnel (ARP) is configured, and each tunnel is down while it is enslaved. When the
 model sets offloads (``offloads: on|off``), ``ethtool -K`` sets the same four kernel
-features the other backends set, by the kernel's names.
+features the other backends set, by the kernel's names; a tunnel's ``delay`` is a netem root
+qdisc (``tc qdisc replace``), as networkd's [NetworkEmulator] and the kernel backend make it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shlex
 
 from grebond.generated import header_lines
-from grebond.model import OFFLOADS, LocalBond, LocalTunnel, bond_options
+from grebond.model import NETEM_LIMIT, OFFLOADS, LocalBond, LocalTunnel, bond_options, format_delay
 from grebond.renderer import RenderedFile, Rendering
 
 Argv = list[str]
@@ -26,6 +27,14 @@ def tunnel_argv(t: LocalTunnel) -> Argv:
     if t.family == 6:
         argv += ["encaplimit", "none" if t.encaplimit is None else str(t.encaplimit)]
     return argv
+
+
+def netem_argv(t: LocalTunnel) -> Argv | None:
+    """The tunnel's delay as its root qdisc (``replace``: whatever root qdisc it had goes)."""
+    if not t.delay_us:
+        return None
+    return ["tc", "qdisc", "replace", "dev", t.name, "root", "netem", "delay", format_delay(t.delay_us),
+            "limit", str(NETEM_LIMIT)]
 
 
 def bond_option_args(bond: LocalBond) -> Argv:
@@ -62,6 +71,7 @@ def commands(end: LocalBond) -> list[Argv]:
                     + (["nodad"] if addr.version == 6 else []))
     for t in end.tunnels:
         cmds.append(["ip", "link", "set", "dev", t.name, "up"])
+    cmds += [argv for t in end.tunnels if (argv := netem_argv(t)) is not None]
     cmds.append(["ip", "link", "set", "dev", end.name, "up"])
     return cmds
 

@@ -17,6 +17,9 @@ Why each choice (details in the reference, section A):
   names physical NICs and randomises nothing grebond relies on (the bond's MAC is in its .netdev).
 - The NS monitor's targets (an IPv6-only bond) have no key in any networkd release: a grebond
   udev rule sets them whenever the bond is created (networkd_ns.py), a file for udev's directory.
+- A tunnel's ``delay`` is ``[NetworkEmulator]`` in its .network (a netem root qdisc, ``DelaySec=``
+  with ``PacketLimit=`` as ``model.NETEM_LIMIT``); networkd sets it whenever it configures the
+  tunnel, enslaved or not.
 
 Every file name starts with ``FILE_PREFIX``; together with the generated-by header that marks
 the files grebond may replace or delete.
@@ -28,7 +31,15 @@ from ipaddress import IPv6Interface
 
 from grebond.errors import ConfigError, Problem
 from grebond.generated import header_lines
-from grebond.model import DEFAULT_MISSED_MAX, LocalBond, LocalTunnel, MonitorType, bond_options
+from grebond.model import (
+    DEFAULT_MISSED_MAX,
+    NETEM_LIMIT,
+    LocalBond,
+    LocalTunnel,
+    MonitorType,
+    bond_options,
+    format_delay,
+)
 from grebond.renderer import RenderedFile, Rendering
 from grebond.renderer.ini import Section, render_ini
 from grebond.renderer.networkd_ns import ARP_MISSED_MAX_SINCE, udev_rule
@@ -38,6 +49,7 @@ FILE_PREFIX = "40-grebond-"
 
 LINK_MATCH_KIND_SINCE = 251         # [Match] Kind= in .link files (systemd NEWS, 251)
 TCP6_OFFLOAD_SINCE = 235            # TCP6SegmentationOffload= in .link files (NEWS, 235); the rest 232
+NETWORK_EMULATOR_SINCE = 245        # [NetworkEmulator] DelaySec=/PacketLimit=; 243-244 named it differently
 NETWORKD_ARP_VALIDATE = ("none", "active", "backup", "all")
 """The values systemd's bond_arp_validate_table knows (src/shared/bond-util.c, checked on main):
 the kernel's filter, filter_active and filter_backup are not offered by any release."""
@@ -113,6 +125,12 @@ def check(ends: tuple[LocalBond, ...], source: str, target_systemd: int) -> list
                     f"{t.encaplimit}: systemd-networkd sends no encapsulation limit for ip6gretap, so the "
                     f"kernel would keep its default {KERNEL_ENCAP_LIMIT}",
                     f"use none (the default) or {KERNEL_ENCAP_LIMIT}, or the kernel backend"))
+            if t.delay_us and t.copy_of is None and target_systemd < NETWORK_EMULATOR_SINCE:
+                problems.append(Problem(
+                    source, None, f"{base}.tunnels.{t.name}.delay",
+                    f"needs the [NetworkEmulator] section, which systemd-networkd has only since "
+                    f"{NETWORK_EMULATOR_SINCE} (target: {target_systemd})",
+                    f"use --target-systemd {NETWORK_EMULATOR_SINCE} or later, or the kernel backend"))
     return problems
 
 
@@ -171,8 +189,11 @@ def slave_network(end: LocalBond, t: LocalTunnel) -> list[Section]:
     if bond_options(end).get("primary") == t.name:
         # both ends must agree on the active slave, or frames arrive on the peer's inactive one
         network.append(("PrimarySlave", "yes"))
-    return [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
-            ("Network", network)]  # type: ignore[list-item]
+    sections: list[Section] = [("Match", [("Name", t.name)]), ("Link", [("RequiredForOnline", "no")]),
+                               ("Network", network)]  # type: ignore[list-item]
+    if t.delay_us:
+        sections.append(("NetworkEmulator", [("DelaySec", format_delay(t.delay_us)), ("PacketLimit", NETEM_LIMIT)]))
+    return sections
 
 
 def bond_network(end: LocalBond) -> list[Section]:

@@ -28,6 +28,13 @@ Why each choice (details in the reference, section B, and lab-facts.md):
 - Offloads (``offloads: on|off``; ``auto`` leaves the kernel's) are the ``ethtool`` setting's
   feature-gso/tso/tx-tcp6-segmentation/gro on the bond and on every port; NM sets them each time it
   activates the device (checked with nmcli 1.42.4: accepted on bond and ip-tunnel profiles).
+- A tunnel's ``delay`` (a netem qdisc) is refused for every target (1.42 up to NM main after
+  1.52): the tc setting accepts kind ``netem`` but none of its parameters, and drops them without
+  a word. libnm parses qdisc parameters only for the kinds in ``tc_qdisc_attribute_spec``
+  (fq_codel, sfq, tbf; src/libnm-core-impl/nm-utils.c, the same on main) and silently discards
+  the rest of any other kind; nmcli 1.42.4 stores ``tc.qdiscs "root netem delay 9ms limit
+  10000"`` as ``qdisc.root=netem``. Such a profile would carry no delay, and the bond would
+  reorder as if none were modelled. Use the networkd, kernel or iproute2 backend.
 - Ownership: the keyfile starts with grebond's generated header, AND every profile carries the
   user-data key ``net.grebond.generated``. NM rewrites a keyfile without comments when a profile
   changes over D-Bus; the user key survives, so such profiles stay recognisable as grebond's.
@@ -118,6 +125,13 @@ def check(ends: tuple[LocalBond, ...], source: str, target_nm: str) -> list[Prob
                 source, None, f"{base}.offloads",
                 f"needs the ethtool setting, which NetworkManager has only since {since} (target: {target_nm})",
                 f"use --target-nm {since} or later, or the kernel or networkd backend"))
+        delayed = [t for t in end.tunnels if t.delay_us and t.copy_of is None]
+        for t in delayed:
+            problems.append(Problem(
+                source, None, f"{base}.tunnels.{t.name}.delay",
+                f"NetworkManager (target {target_nm}) cannot set a netem delay: its tc setting drops netem's "
+                "parameters (1.42 to 1.52 at least)",
+                "use the networkd, kernel or iproute2 backend for this link, or remove delay"))
         for t in end.tunnels:
             if t.kind == "ip6gretap" and t.encaplimit is None and version < IP6_TUNNEL_FLAGS_SINCE:
                 since = ".".join(map(str, IP6_TUNNEL_FLAGS_SINCE))

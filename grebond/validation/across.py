@@ -32,24 +32,26 @@ def check_across_links(c: Checker, links: list[model.Link], tree: LocatedMap) ->
         link_line = lm.key_lines.get(link.name)
         for end in link.ends:
             used = names[end.node]
-            for ifname, what, line in [(link.name, lpath, link_line)] + [
-                    (t.name, f"{lpath}.tunnels.{t.name}", raw_tunnels.key_lines.get(t.name)) for t in link.tunnels]:
+            for ifname, what, line, label in [(link.name, lpath, link_line, lpath)] + [
+                    (t.name, _where(lpath, t), _line(raw_tunnels, t), _named(lpath, t)) for t in link.tunnels]:
                 if ifname in used:
                     clash(line, what, "name", end.node, f"the interface name '{ifname}' is already used "
                           f"by {used[ifname]} on {{nodes}}")
                 else:
-                    used[ifname] = what
+                    used[ifname] = label
             for t in link.tunnels:
                 flow = (end.node, t.address_of(end.node), t.address_of(link.peer_of(end.node).node), t.key)
-                tpath = f"{lpath}.tunnels.{t.name}"
+                tpath = _where(lpath, t)
                 if flow in flows:
                     pair = sorted(map(str, flow[1:3]))
-                    clash(raw_tunnels[t.name].value_lines.get("ends"), tpath, "flow", end.node,
+                    line = _line(raw_tunnels, t) if t.copy_of else raw_tunnels[t.name].value_lines.get("ends")
+                    clash(line, tpath, "flow", end.node,
+                          (f"its copy {t.name} (key {t.key}) " if t.copy_of else "") +
                           f"has the same underlay address pair ({pair[0]} and {pair[1]}) and "
                           f"{f'the same key {t.key}' if t.key is not None else 'no key'} as {flows[flow]}, "
                           "so the kernel on {nodes} cannot tell their packets apart")
                 else:
-                    flows[flow] = tpath
+                    flows[flow] = _named(lpath, t)
         if link.monitor.type is model.MonitorType.ARP:
             for end in link.ends:
                 bond = model.LocalBond.of(link, end.node)
@@ -73,3 +75,21 @@ def check_across_links(c: Checker, links: list[model.Link], tree: LocatedMap) ->
     for (where, kind), (line, nodes, text) in clashes.items():
         c.add(line, where, text.replace("{nodes}", " and ".join(sorted(nodes))), fixes[kind])
 
+
+
+def _where(lpath: str, t: model.Tunnel) -> str:
+    """Where a tunnel is written: a copy made by ``weight`` is at its tunnel's ``weight`` key."""
+    return f"{lpath}.tunnels.{t.copy_of}.weight" if t.copy_of else f"{lpath}.tunnels.{t.name}"
+
+
+def _named(lpath: str, t: model.Tunnel) -> str:
+    """A tunnel as a message names it: a copy by its tunnel and its own name and key."""
+    return f"{lpath}.tunnels.{t.copy_of}'s copy {t.name} (key {t.key})" if t.copy_of else f"{lpath}.tunnels.{t.name}"
+
+
+def _line(raw_tunnels: LocatedMap, t: model.Tunnel) -> int | None:
+    if t.copy_of:
+        raw = raw_tunnels[t.copy_of]
+        line: int | None = raw.key_lines.get("weight", raw_tunnels.key_lines.get(t.copy_of))
+        return line
+    return raw_tunnels.key_lines.get(t.name)

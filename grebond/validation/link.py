@@ -10,7 +10,7 @@ from grebond.source import LocatedList, LocatedMap
 from grebond.validation.bond import monitor, options
 from grebond.validation.names import END_KEYS, LINK_KEYS, NODE_NAME_RE, TTL_HINT, check_ifname
 from grebond.validation.reader import Checker, describe
-from grebond.validation.tunnels import encaplimit_of, tunnels_of
+from grebond.validation.tunnels import check_weights, encaplimit_of, tunnels_of
 
 
 def link_of(c: Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link | None:
@@ -31,6 +31,7 @@ def link_of(c: Checker, name: str, raw: Any, parent: LocatedMap) -> model.Link |
     raw_ends = m.get("ends")
     declared = list(raw_ends) if isinstance(raw_ends, LocatedMap) and len(raw_ends) == 2 else []
     tunnels = tunnels_of(c, m, path, declared, link_ttl, link_umtu, link_encaplimit)
+    check_weights(c, m, path, mode, tunnels)
     mon = monitor(c, m, path, mode)
     opts = options(c, m, path, mode, mon, tunnels)
     plaintext = c.boolean(m, "allow-plaintext-underlay", path, False)

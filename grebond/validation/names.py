@@ -12,7 +12,7 @@ LINK_KEYS = ("mode", "ends", "tunnels", "ttl", "underlay-mtu", "mtu", "monitor",
              "min-links", "packets-per-slave", "lacp-rate", "primary", "updelay", "downdelay",
              "allow-plaintext-underlay", "offloads", "encaplimit")
 END_KEYS = ("addresses",)
-TUNNEL_KEYS = ("ends", "key", "ttl", "underlay-mtu", "kind", "encaplimit")
+TUNNEL_KEYS = ("ends", "key", "ttl", "underlay-mtu", "kind", "encaplimit", "weight", "delay")
 MONITOR_KEYS = ("type", "interval", "missed-max", "validate", "targets")
 
 # Interface names the kernel creates itself when the gre/bonding modules load.

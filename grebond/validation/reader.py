@@ -18,6 +18,8 @@ D = TypeVar("D")
 MISSING: Any = object()
 """A key absent from the file (distinct from a key given as null)."""
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s)\s*$")
+_DELAY = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*(ms|us)\s*$")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 
 class Checker:
@@ -120,6 +122,37 @@ class Checker:
             self.add(self.line(m, key), where, f"{value} is out of range", f"use {lo_ms}ms to {hi_ms}ms")
             return None
         return ms
+
+    def delay_us(self, m: LocatedMap, key: str, path: str, hi_us: int) -> int | None:
+        """A delay with its unit and up to microsecond precision (``9.5ms``, ``9500us``), in
+        microseconds; 0 and absent are None (no delay). Reported (and None) when wrong."""
+        if key not in m:
+            return None
+        value = m[key]
+        where = join(path, key)
+        match = _DELAY.match(value) if isinstance(value, str) else None
+        if match and match.group(2) is not None and (match.group(3) == "us" or len(match.group(2)) > 3):
+            self.add(self.line(m, key), where, f"'{value}' is finer than a microsecond",
+                     "write milliseconds with at most 3 decimals or whole microseconds, like '9.5ms' or '9500us'")
+            return None
+        seconds = _SECONDS.match(value) if isinstance(value, str) and not match else None
+        if seconds:
+            self.add(self.line(m, key), where, f"'{value}' is in seconds; a delay is written in ms or us",
+                     f"write '{float(seconds.group(1)) * 1000:g}ms'")
+            return None
+        if not match:
+            shown = f"'{value}'" if isinstance(value, str) or is_int(value) else describe(value)
+            example = f"{value}ms" if is_int(value) or isinstance(value, float) else "9.5ms"
+            self.add(self.line(m, key), where, f"{shown} is not a delay with a unit",
+                     f"write milliseconds with at most 3 decimals or whole microseconds, like '{example}' "
+                     "or '9500us'")
+            return None
+        whole, frac, unit = match.groups()
+        us = int(whole) * 1000 + int((frac or "").ljust(3, "0")) if unit == "ms" else int(whole)
+        if us > hi_us:
+            self.add(self.line(m, key), where, f"{value} is out of range", f"use 0ms to {hi_us // 1000}ms")
+            return None
+        return us or None
 
     def boolean(self, m: LocatedMap, key: str, path: str, default: bool) -> bool:
         if key not in m:

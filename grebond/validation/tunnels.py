@@ -7,7 +7,7 @@ from typing import Any
 
 from grebond import model
 from grebond.source import LocatedMap
-from grebond.validation.names import ENCAPLIMIT_HINT, TTL_HINT, TUNNEL_KEYS, check_ifname
+from grebond.validation.names import ENCAPLIMIT_HINT, IFNAMSIZ, TTL_HINT, TUNNEL_KEYS, check_ifname
 from grebond.validation.reader import Checker, close_matches, describe
 
 NOT_GIVEN: tuple[bool, int | None] = (False, None)
@@ -38,6 +38,7 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
         c.add(tm.line, where, "is empty", "add one tunnel per underlay path")
         return []
     tunnels: list[model.Tunnel] = []
+    copies: dict[str, str] = {}        # copy name -> the tunnel whose weight made it
     for name, raw in tm.items():
         tpath = f"{where}.{name}"
         name_ok = check_ifname(c, name, tm.key_lines[name], tpath, "tunnel")
@@ -65,6 +66,9 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
         tttl = c.integer(t, "ttl", tpath, 0, 255, ttl, TTL_HINT)
         tumtu = c.integer(t, "underlay-mtu", tpath, 576, 65535, underlay_mtu,
                           "use the MTU of the WireGuard device this tunnel runs over")
+        weight = c.integer(t, "weight", tpath, 1, model.MAX_WEIGHT, 1,
+                           f"use 1 to {model.MAX_WEIGHT}: the path's share of packets relative to the others")
+        delay = c.delay_us(t, "delay", tpath, model.MAX_DELAY_US)
         given, encaplimit = encaplimit_of(c, t, tpath)
         if given and addrs and addrs[0][1].version == 4:
             c.add(c.line(t, "encaplimit"), f"{tpath}.encaplimit", "only applies to IPv6 (ip6gretap) tunnels",
@@ -78,12 +82,72 @@ def tunnels_of(c: Checker, m: LocatedMap, path: str, nodes: list[str], ttl: int 
                   f"{tpath}.underlay-mtu", f"{tumtu} is below 1280, the minimum for an IPv6 underlay",
                   "use the MTU of the WireGuard device (1420 by default)")
             continue
-        tunnels.append(model.Tunnel(name=name, underlay=addrs, ttl=tttl, underlay_mtu=tumtu, key=key,
-                                    encaplimit=encaplimit if addrs[0][1].version == 6 else None))
+        if weight is None or not _copies_fit(c, t, tpath, name, key, weight, tm, copies):
+            continue
+        for copy, copy_key in model.weight_copies(name, key, weight):
+            tunnels.append(model.Tunnel(name=copy, underlay=addrs, ttl=tttl, underlay_mtu=tumtu, key=copy_key,
+                                        encaplimit=encaplimit if addrs[0][1].version == 6 else None,
+                                        delay_us=delay, copy_of=None if copy == name else name))
     if link_encaplimit[0] and tunnels and all(t.family == 4 for t in tunnels):
         c.add(c.line(m, "encaplimit"), f"{path}.encaplimit", "only applies to IPv6 (ip6gretap) tunnels, and this "
               "link has none", "remove it")
     return tunnels
+
+
+def check_weights(c: Checker, m: LocatedMap, path: str, mode: model.BondMode, tunnels: list[model.Tunnel]) -> None:
+    """Warn where ``weight`` or ``delay`` cannot do what it says in the link's mode.
+
+    A weight gives a path more share by giving it more slaves, which only modes that share packets
+    or flows out over the slaves can use (not active-backup or broadcast). A delay evens out round
+    trips for a mode that stripes one flow over every tunnel (balance-rr, and tlb/alb which move
+    flows between them); where each flow stays on one tunnel it only adds latency."""
+    if not tunnels:
+        return          # no tunnels made it (the file's 'tunnels' is missing or wrong): said already
+    tm = m["tunnels"]
+    does = {model.BondMode.ACTIVE_BACKUP: "sends only over one tunnel at a time",
+            model.BondMode.BROADCAST: "sends every frame over every tunnel"}
+    if mode in does:
+        for name in dict.fromkeys(t.copy_of for t in tunnels if t.copy_of):
+            what = does[mode] + (", so the copies only duplicate it" if mode is model.BondMode.BROADCAST else "")
+            c.add(c.line(tm[name], "weight"), f"{path}.tunnels.{name}.weight",
+                  f"has no use in {mode.value} mode, which {what}", "remove weight, or use balance-rr", warning=True)
+    if mode.reorders:
+        return
+    for t in tunnels:
+        if t.delay_us and t.copy_of is None:
+            c.add(c.line(tm[t.name], "delay"), f"{path}.tunnels.{t.name}.delay",
+                  f"only adds latency in {mode.value} mode, which {does.get(mode, 'keeps each flow on one tunnel')}; "
+                  "a delay evens out the round trips of a mode that stripes one flow over every tunnel",
+                  "remove delay, or use balance-rr", warning=True)
+
+
+def _copies_fit(c: Checker, t: LocatedMap, tpath: str, name: str, key: int | None, weight: int,
+                tm: LocatedMap, copies: dict[str, str]) -> bool:
+    """The copies ``weight`` makes have names Linux accepts, keys that fit in 32 bits, and names no
+    other tunnel of the link has; each problem is one line at ``weight``."""
+    line, where = c.line(t, "weight"), f"{tpath}.weight"
+    made = model.weight_copies(name, key, weight)[1:]
+    if not made:
+        return True
+    last_name, last_key = made[-1]
+    if len(last_name.encode()) >= IFNAMSIZ:
+        c.add(line, where, f"{weight} names copies of '{name}' {', '.join(n for n, _k in made)}, and '{last_name}' "
+              f"is {len(last_name.encode())} bytes; Linux allows at most {IFNAMSIZ - 1}",
+              f"shorten the tunnel's name to at most {IFNAMSIZ - 2} characters (a copy adds one letter)")
+        return False
+    if last_key is not None and last_key > 2**32 - 1:
+        c.add(line, where, f"{weight} needs keys {key} to {last_key} for '{name}' and its copies, past the largest "
+              "GRE key 4294967295", f"use a key of at most {2**32 - weight}")
+        return False
+    for copy, _k in made:
+        other = copies.get(copy) or (copy if copy in tm else None)
+        if other is not None:
+            what = f"a copy of '{other}' (its weight)" if copy in copies else "another tunnel of this link"
+            c.add(line, where, f"{weight} makes a copy of '{name}' named '{copy}', which is already {what}",
+                  f"rename '{name}' or '{copy}', or lower the weight")
+            return False
+    copies.update((copy, name) for copy, _k in made)
+    return True
 
 
 def _tunnel_ends(c: Checker, t: LocatedMap, tpath: str, nodes: list[str]) -> tuple[tuple[str, Any], ...]:

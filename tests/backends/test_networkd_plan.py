@@ -53,3 +53,14 @@ def test_a_drifted_mac_is_set_without_a_reload() -> None:
 def test_a_recreated_bond_gets_its_mac_from_networkd() -> None:
     steps = plan(files(seed_link()), files(seed_link(mode="active-backup")), state(mac="fa:2f:47:ea:53:8c"))
     assert "bond0" in steps.recreate and steps.macs == {}
+
+
+def test_the_files_say_each_ports_delay() -> None:
+    """What the backend converges over netlink after networkd's reload: every port of the files, with
+    its [NetworkEmulator] delay or None (a netem qdisc the files no longer have is removed)."""
+    from grebond.backends.networkd.files import read_files
+
+    unequal = load_config(str(SEED.parent / "unequal-paths.yaml"))[0]
+    rendered = {f.name: f.content for f in networkd.render(unequal.bonds_of("r2"), unequal.source, "r2", 252).files}
+    assert read_files(rendered).delays == {"gre1": 9300, "gre1b": 9300, "gre2": None}
+    assert read_files(files(seed_link())).delays == {"gre1": None, "gre2": None}

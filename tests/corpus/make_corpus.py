@@ -85,6 +85,12 @@ add("underlay-mtu-too-small.yaml", link_opt("underlay-mtu: 100"), "links.bond0.u
 add("missed-max-zero.yaml", mon("{missed-max: 0}"), "links.bond0.monitor.missed-max", "out of range")
 add("interval-too-long.yaml", mon("{interval: 3600s}"), "links.bond0.monitor.interval", "out of range")
 add("encaplimit-on-ipv4.yaml", t1("encaplimit: 4"), "links.bond0.tunnels.gre1.encaplimit", "only applies to IPv6")
+add("weight-too-big.yaml", t1("weight: 9"), "links.bond0.tunnels.gre1.weight", "9 is out of range")
+add("weight-copy-name-taken.yaml", sub("      gre2:", "      gre1b:", t1("weight: 2")), "links.bond0.tunnels.gre1.weight", "which is already another tunnel")
+add("weight-copy-name-too-long.yaml", sub("      gre1:", "      gre-via-router1:", t1("weight: 2")), "links.bond0.tunnels.gre-via-router1.weight", "Linux allows at most 15")
+add("delay-without-unit.yaml", t1("delay: 9"), "links.bond0.tunnels.gre1.delay", "is not a delay with a unit")
+add("delay-in-seconds.yaml", t1("delay: 2s"), "links.bond0.tunnels.gre1.delay", "write '2000ms'")
+add("delay-too-long.yaml", t1("delay: 2000ms"), "links.bond0.tunnels.gre1.delay", "2000ms is out of range")
 # names
 add("name-too-long.yaml", sub("  bond0:", "  bond-to-the-far-site:"), "links.bond-to-the-far-site", "Linux allows at most 15")
 add("tunnel-name-too-long.yaml", sub("      gre1:", "      gre-via-router-one:"), "links.bond0.tunnels.gre-via-router-one", "Linux allows at most 15")

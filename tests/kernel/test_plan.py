@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from grebond.kernel.plan import Op, plan_ops
-from grebond.kernel.state import BondInfo, KernelState, LinkState
+from grebond.kernel.state import BondInfo, KernelState, LinkState, QdiscInfo
 from grebond.model import LocalBond
 from grebond.validation import load_config, parse_config
 
@@ -203,3 +203,94 @@ def test_link_state_round_trips_through_json() -> None:
     assert state_from_json(state_to_json(state)) == state
     assert isinstance(state_from_json(state_to_json(state)).links["bond0"].bond, BondInfo)
     assert isinstance(state.links["gre1"], LinkState)
+
+
+# --- weight and delay: keyed copies, and each delayed tunnel's netem root qdisc ----------------
+UNEQUAL = SEED.parent / "unequal-paths.yaml"
+
+
+def unequal_bond() -> tuple[LocalBond, KernelState]:
+    config = load_config(str(UNEQUAL))[0]
+    return config.bonds_of("r2")[0], matching_state(config)
+
+
+def test_unequal_example_from_nothing_sets_each_copys_delay_unreported() -> None:
+    bond, state = unequal_bond()
+    empty = KernelState(links={n: link for n, link in state.links.items() if n.startswith("wg")}, routes=state.routes)
+    ops = plan_ops(bond, empty)
+    qdisc = [op for op in ops if op.action == "qdisc"]
+    assert [(op.target, op.fields, op.shown) for op in qdisc] == [
+        (name, (("qdisc", None, "netem"), ("delay", None, "9.3ms"), ("qdisc-limit", None, 10000)), False)
+        for name in ("gre1", "gre1b")]
+    assert ops.index(qdisc[0]) > max(i for i, op in enumerate(ops) if op.action == "enslave")
+    assert shown(ops) == ["created gretap gre1", "created gretap gre1b", "created gretap gre2", "created bond bond0"]
+    diff = [line for op in ops if op.action.startswith("create") for line in op.diff()]
+    assert diff[:3] == ["gre1: (absent) -> gretap local 10.65.0.2 remote 10.65.0.6 ttl 255 mtu 1398 delay 9.3ms",
+                        "gre1b: (absent) -> gretap local 10.65.0.2 remote 10.65.0.6 ttl 255 key 1 mtu 1398 delay 9.3ms",
+                        "gre2: (absent) -> gretap local 10.65.0.14 remote 10.65.0.10 ttl 255 mtu 1398"]
+
+
+def test_unequal_example_matching_needs_nothing() -> None:
+    bond, state = unequal_bond()
+    assert plan_ops(bond, state) == []
+
+
+def test_changed_delay_is_set_in_place() -> None:
+    bond, state = unequal_bond()
+    ops = plan_ops(bond, with_link(state, "gre1b", qdisc=QdiscInfo("netem", 3000, 10000)))
+    assert [op.action for op in ops] == ["qdisc"]
+    assert shown(ops) == ["set gre1b delay 9.3ms (its netem root qdisc)"]
+    assert ops[0].diff() == ["gre1b delay: 3ms -> 9.3ms"]
+
+
+def test_another_root_qdisc_is_replaced_by_netem() -> None:
+    bond, state = unequal_bond()
+    ops = plan_ops(bond, with_link(state, "gre1", qdisc=QdiscInfo("fq_codel")))
+    assert ops[0].diff() == ["gre1 qdisc: fq_codel -> netem", "gre1 delay: none -> 9.3ms",
+                             "gre1 qdisc-limit: none -> 10000"]
+    limit = plan_ops(bond, with_link(state, "gre1", qdisc=QdiscInfo("netem", 9300, 1000)))
+    assert limit[0].diff() == ["gre1 qdisc-limit: 1000 -> 10000"]
+
+
+def test_a_netem_delay_the_model_does_not_have_is_removed_and_other_qdiscs_are_left() -> None:
+    bond, state = unequal_bond()
+    ops = plan_ops(bond, with_link(state, "gre2", qdisc=QdiscInfo("netem", 5000, 1000)))
+    assert shown(ops) == ["removed gre2's netem delay 5ms"] and ops[0].diff() == ["gre2 delay: 5ms -> none"]
+    assert plan_ops(bond, with_link(state, "gre2", qdisc=QdiscInfo("cake"))) == []
+    assert plan_ops(bond, with_link(state, "gre2", qdisc=None)) == []
+
+
+def test_rollback_restores_the_delays_the_tunnels_had() -> None:
+    from grebond.backends.kernel import as_it_was
+
+    bond, state = unequal_bond()
+    before = with_link(with_link(state, "gre1", qdisc=QdiscInfo("netem", 4000, 10000)), "gre1b",
+                       qdisc=QdiscInfo("fq_codel"))
+    previous = as_it_was(bond, before)
+    assert previous is not None
+    assert {t.name: t.delay_us for t in previous.tunnels} == {"gre1": 4000, "gre1b": None, "gre2": None}
+    # converging the applied state back: gre1 to 4 ms, gre1b's netem removed
+    assert shown(plan_ops(previous, state)) == ["set gre1 delay 4ms (its netem root qdisc)",
+                                                "removed gre1b's netem delay 9.3ms"]
+
+
+def test_one_definition_of_a_matching_delay() -> None:
+    """The plan, the verifier and the networkd backend's convergence decide alike: a delayed tunnel
+    needs netem with its delay and grebond's limit; one without a delay needs only no netem."""
+    from grebond.kernel.desired import delay_drift
+
+    assert delay_drift(9300, QdiscInfo("netem", 9300, 10000)) == {}
+    assert delay_drift(9300, QdiscInfo("netem", 9300, 1000)) == {"qdisc-limit": (1000, 10000)}
+    assert delay_drift(9300, QdiscInfo("noqueue")) == {"qdisc": ("noqueue", "netem"), "delay": ("none", "9.3ms"),
+                                                       "qdisc-limit": (None, 10000)}
+    assert delay_drift(None, QdiscInfo("fq_codel")) == {} and delay_drift(None, None) == {}
+    assert delay_drift(None, QdiscInfo("netem", 0, 1000)) == {"delay": ("0ms", "none")}
+
+
+def test_a_delay_needs_sch_netem_asked_before_anything_changes() -> None:
+    from grebond.kernel.modules import needed
+
+    bond, _ = unequal_bond()
+    assert needed([bond]) == ["bond", "gretap", "gretap", "gretap", "netem"]
+    seed = load_config(str(SEED))[0].bonds_of("r2")
+    assert needed(seed) == ["bond", "gretap", "gretap"]

@@ -74,3 +74,19 @@ def test_version_matches_package() -> None:
     from grebond import __version__
 
     assert f'"grebond {__version__}"' in source().splitlines()[0]
+
+
+def test_every_tunnel_key_is_documented() -> None:
+    """The tunnel keys validation accepts (weight and delay included) are in CONFIGURATION or the
+    section it points to, with the backends' way of setting a delay and its latency cost."""
+    from grebond.validation.names import TUNNEL_KEYS
+
+    text = re.sub(r"\s+", " ", rendered())
+    config = text.split("CONFIGURATION", 1)[1].split("NS MONITOR", 1)[0]
+    for key in TUNNEL_KEYS:
+        assert key in config, key
+    unequal = text.rsplit("UNEQUAL PATHS", 1)[1].split("METRICS", 1)[0]     # the section, not the pointers
+    for fact in ("weight: N", "delay: D", "[NetworkEmulator] DelaySec= and PacketLimit=",
+                 "tc qdisc replace dev TUNNEL root netem delay D limit 10000", "networkmanager refuses a delay",
+                 "takes the slowest path's round trip"):
+        assert fact in unequal, fact

@@ -72,3 +72,14 @@ def test_an_ipv6_only_bond_is_probed_by_the_ns_monitor() -> None:
     [bond_cmd] = [c for c in _commands(text) if c[:4] == ["ip", "link", "add", "bond6"]]
     i = bond_cmd.index("ns_ip6_target")
     assert bond_cmd[i + 1] == "fd68::2" and "arp_ip_target" not in bond_cmd and "arp_interval" in bond_cmd
+
+
+def test_delay_is_a_netem_root_qdisc_on_each_copy_after_the_tunnels_are_up() -> None:
+    text = SEED.replace("        ends: {r2: 10.65.0.2, r1: 10.65.0.6}",
+                        "        ends: {r2: 10.65.0.2, r1: 10.65.0.6}\n        weight: 2\n        delay: 9.5ms")
+    cmds = [" ".join(c) for c in _commands(text, "r1")]
+    assert "ip link add gre1b mtu 1398 type gretap local 10.65.0.6 remote 10.65.0.2 ttl 255 key 1" in cmds
+    tc = [c for c in cmds if c.startswith("tc ")]
+    assert tc == ["tc qdisc replace dev gre1 root netem delay 9.5ms limit 10000",
+                  "tc qdisc replace dev gre1b root netem delay 9.5ms limit 10000"]
+    assert cmds.index(tc[0]) > cmds.index("ip link set dev gre1b up") and cmds[-1] == "ip link set dev bond0 up"

@@ -22,7 +22,7 @@ from golden import assert_golden, assert_golden_set, golden_for
 from models import base
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = ("seed", "ipv6")
+EXAMPLES = ("seed", "ipv6", "unequal-paths")
 
 
 def render(text: str, node: str = "r2", target: int = 252) -> dict[str, dict[str, dict[str, list[str]]]]:
@@ -281,3 +281,25 @@ def test_a_users_file_for_the_same_interface_is_warned_about(seed_copy: Path, tm
             "40-grebond-gre1.network") in out
     assert "90-late.network" not in out
     assert (netdir / "10-bond0.netdev").read_bytes() == b"[NetDev]\nName=bond0\nKind=bond\n"
+
+
+def test_delay_is_a_network_emulator_section_on_each_copy() -> None:
+    files = render(base().replace("      gre2:", "        weight: 2\n        delay: 9.501ms\n      gre2:", 1))
+    for name in ("gre1", "gre1b"):
+        assert files[f"40-grebond-{name}.network"]["NetworkEmulator"] == {"DelaySec": ["9.501ms"],
+                                                                         "PacketLimit": ["10000"]}
+    assert "NetworkEmulator" not in files["40-grebond-gre2.network"]
+    assert files["40-grebond-gre1b.netdev"]["Tunnel"]["Key"] == ["1"]
+
+
+def test_delay_needs_systemd_245_and_is_refused_once_per_tunnel() -> None:
+    """[NetworkEmulator] exists since 245 (243-244 called it differently): refused before, naming the
+    tunnel of the file (its weight copy carries the same delay, and is not a second problem)."""
+    text = base().replace("      gre2:", "        weight: 2\n        delay: 9.3ms\n      gre2:", 1)
+    with pytest.raises(ConfigError) as err:
+        render(text, target=244)
+    (problem,) = err.value.problems
+    assert str(problem) == ("test.yaml: links.bond0.tunnels.gre1.delay: needs the [NetworkEmulator] section, which "
+                            "systemd-networkd has only since 245 (target: 244); use --target-systemd 245 or later, "
+                            "or the kernel backend")
+    assert render(text, target=245)["40-grebond-gre1b.network"]["NetworkEmulator"]["DelaySec"] == ["9.3ms"]

@@ -381,3 +381,43 @@ def test_an_ipv6_only_bond_needs_nm_1_44_for_its_ns_targets() -> None:
         render(text, target="1.42")
     [problem] = err.value.problems
     assert problem.path == "links.bond6.monitor" and "only since 1.44" in problem.message
+
+
+# ---------------------------------------------------------------- weight and delay
+WEIGHTED = base(extra="").replace("      gre2:", "        weight: 2\n      gre2:", 1)
+
+
+def test_weight_copies_are_ports_with_their_keys() -> None:
+    files = render(WEIGHTED)
+    assert sorted(files) == ["grebond-bond0.nmconnection", "grebond-gre1.nmconnection",
+                             "grebond-gre1b.nmconnection", "grebond-gre2.nmconnection"]
+    copy = files["grebond-gre1b.nmconnection"]["ip-tunnel"]
+    assert copy["local"] == ["10.65.0.2"] and copy["remote"] == ["10.65.0.6"]
+    assert copy["input-key"] == copy["output-key"] == ["1"]
+    assert "input-key" not in files["grebond-gre1.nmconnection"]["ip-tunnel"]
+
+
+@pytest.mark.parametrize("target", ["1.42", "1.52"])
+def test_delay_is_refused_naming_the_version_and_the_alternative(in_repo: Path, target: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """NM cannot set a netem delay (test_nm_drops_netem_parameters): one line, at the delay, exit 2."""
+    rc = main(["validate", "-c", "examples/unequal-paths.yaml", "--backend", "networkmanager", "--target-nm", target])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [f"examples/unequal-paths.yaml:38: links.bond0.tunnels.gre1.delay: NetworkManager (target {target}) "
+                   "cannot set a netem delay: its tc setting drops netem's parameters (1.42 to 1.52 at least); use "
+                   "the networkd, kernel or iproute2 backend for this link, or remove delay"]
+
+
+def test_nm_drops_netem_parameters(tmp_path: Path) -> None:
+    """Why grebond refuses a delay for NetworkManager, shown by the installed libnm: a netem qdisc's
+    delay is accepted and silently dropped (a tbf's unknown parameter, by contrast, is an error)."""
+    need(NMCLI, "nmcli not installed (.ci/install-nm)")
+    common = ["nmcli", "--offline", "connection", "add", "type", "ip-tunnel", "ifname", "gre1", "con-name", "t",
+              "ip-tunnel.mode", "10", "ip-tunnel.remote", "10.65.0.6"]
+    done = subprocess.run([*common, "tc.qdiscs", "root netem delay 9ms limit 10000"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert parse_ini(done.stdout)["tc"] == {"qdisc.root": ["netem"]}      # no delay, no limit
+    bad = subprocess.run([*common, "tc.qdiscs", "root tbf rate 1000 burst 10 limit 10 latency 5 delay 9"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown attribute 'delay'" in bad.stderr

@@ -15,8 +15,12 @@ netlink what networkd left alone (down, master, up). A bond that is not recreate
 the deletes take every slave it has (``Plan.macs``, issue 22). Offloads live in .link files, which udev
 applies only when a device appears: udev is told to reload them before networkd creates
 anything, and the features of devices that already exist are set here (ethtool ioctl), as the
-.link files will at the next boot. The same steps run on systemd >= 257: the kernel refuses
-some in-place changes (bond mode with slaves), so recreating is right there too.
+.link files will at the next boot. A tunnel's delay ([NetworkEmulator] in its .network) is set by
+networkd when it configures the tunnel; here it is converged over netlink as well (pyroute2 tc),
+because an unchanged file does not put back a delay changed by hand, and systemd.network(5) does
+not say that networkd removes a qdisc whose section went away (not checked on a live networkd).
+The same steps run on systemd >= 257: the kernel refuses some in-place changes (bond mode with
+slaves), so recreating is right there too.
 
 A bond with NS targets (IPv6-only) also gets a udev rule in /etc/udev/rules.d that sets them
 whenever the bond is created (networkd has no key for them: renderer/networkd_ns.py). The rules
@@ -41,6 +45,7 @@ from grebond.errors import GrebondError, SystemAccessError
 from grebond.files import is_generated, under_root
 from grebond.kernel.ethtool import converge_offloads
 from grebond.kernel.netlink import delete_links, enslave, set_mac
+from grebond.kernel.qdisc import converge_delays
 from grebond.kernel.reader import read_state
 from grebond.kernel.state import KernelState
 from grebond.managed import ManagedDirectory
@@ -250,6 +255,7 @@ class NetworkdBackend(Backend):
         if steps.bonds and desired:
             changes.actions += [f"enslave {', '.join(s)} to {b} where networkd does not" for b, s in steps.bonds.items()]
         changes.actions += converge_offloads(read_files(desired).offloads, dry_run=True).values()
+        changes.actions += converge_delays(read_files(desired).delays, dry_run=True).values()
         return changes
 
     def _converge(self, desired: dict[str, bytes], rules: dict[str, bytes], ctx: Context) -> Changes:
@@ -267,6 +273,7 @@ class NetworkdBackend(Backend):
                 changes.actions += self._set_macs(steps.macs)   # heal a bond whose MAC drifted
                 self._enslave(steps.bonds)        # heal a slave someone released by hand
                 changes.actions += converge_offloads(wanted.offloads).values()   # or offloads set by hand
+                changes.actions += converge_delays(wanted.delays).values()       # or a delay changed by hand
                 changes.actions += self._set_ns(rules, list(steps.bonds))   # or NS targets (a new rule)
             return changes
         deleted = delete_links(steps.delete_links)
@@ -283,6 +290,9 @@ class NetworkdBackend(Backend):
             daemon.wait_links(names, ctx.timeout_s)
             changes.actions += [f"enslaved {n}" for n in self._enslave(steps.bonds)]
             changes.actions += converge_offloads(wanted.offloads).values()
+            # networkd sets [NetworkEmulator] as it configures each port; whether it removes a netem
+            # qdisc whose section went is undocumented: converging after the wait covers both
+            changes.actions += converge_delays(wanted.delays).values()
             changes.actions += self._set_ns(rules, list(steps.bonds))
         return changes
 

@@ -1,5 +1,5 @@
 """What a set of grebond's networkd files makes: which netdevs, which bond each tunnel joins, which
-offloads. Read back from the files themselves, not from the model, because the backend also
+offloads and delays. Read back from the files themselves, not from the model, because the backend also
 restores a previous set of files whose model is gone.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from grebond.model import parse_delay
 from grebond.renderer.ini import parse_ini
 from grebond.renderer.networkd import LINK_OFFLOAD_KEYS
 
@@ -27,6 +28,8 @@ class FileSet:
     bonds: dict[str, list[str]] = field(default_factory=dict)     # bond -> its tunnels (from the .network files)
     offloads: dict[str, bool] = field(default_factory=dict)       # interface -> offloads on/off (.link files)
     macs: dict[str, str] = field(default_factory=dict)            # bond -> its MACAddress= (lower case)
+    delays: dict[str, int | None] = field(default_factory=dict)
+    """Each bond port -> its [NetworkEmulator] DelaySec= in microseconds, None without one."""
 
     def is_bond(self, name: str) -> bool:
         return any(nd.name == name and nd.kind == "bond" for nd in self.netdevs.values())
@@ -53,6 +56,8 @@ def read_files(files: dict[str, bytes]) -> FileSet:
             match = sections.get("Match", {}).get("Name", [""])[-1]
             if bond and match:
                 out.bonds.setdefault(bond, []).append(match)
+                delay = sections.get("NetworkEmulator", {}).get("DelaySec", [""])[-1]
+                out.delays[match] = parse_delay(delay) if delay else None
         elif name.endswith(".link"):
             ifname = sections.get("Match", {}).get("OriginalName", [""])[-1]
             value = sections.get("Link", {}).get(LINK_OFFLOAD_KEYS[0], [""])[-1]
