@@ -28,6 +28,7 @@ MODULE_MINUTES: dict[str, float] = {
     "tests/live/test_lab_smoke.py": 1.4,
     "tests/live/test_check_paths.py": 1.4,
     "tests/live/test_verify.py": 1.4,
+    "tests/live/test_unequal_paths.py": 6.0,  # 2026-12-02: 306 + 202 s with three guests running, about 6 with two
 }
 DEFAULT_TEST_MINUTES = 1.0
 
