@@ -172,7 +172,7 @@ def _check_tunnel(add: Callable[[Check], None], end: LocalBond, t: LocalTunnel, 
     _check(add, t.name, "mtu", t.mtu, link.mtu)
     if (offloads := expected_offloads(end)) is not None:
         _check(add, t.name, "offloads", offloads, actual_offloads(link))
-    _check_qdisc(add, t, actual_qdisc(link))
+    _check_qdisc(add, t, actual_qdisc(link.qdisc))
     _check(add, t.name, "state", "up", link.state)
     _check(add, t.name, "master", end.name, link.master)
     if link.slave is not None and link.master == end.name:
@@ -183,7 +183,7 @@ def _check_tunnel(add: Callable[[Check], None], end: LocalBond, t: LocalTunnel, 
 def _check_qdisc(add: Callable[[Check], None], t: LocalTunnel, actual: dict[str, Any]) -> None:
     """A delayed tunnel's netem root qdisc, field by field; a tunnel without a delay is checked only
     for a netem delay left on it (any other root qdisc is the kernel's or the user's)."""
-    expected = expected_qdisc(t)
+    expected = expected_qdisc(t.delay_us)
     if not t.delay_us:
         if actual["qdisc"] == "netem":
             _check(add, t.name, "delay", expected["delay"], actual["delay"])

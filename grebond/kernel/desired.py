@@ -56,39 +56,26 @@ def tunnel_drift(t: LocalTunnel, link: LinkState) -> dict[str, tuple[Any, Any]]:
     return {k: (actual.get(k), v) for k, v in expected_tunnel(t).items() if actual.get(k) != v}
 
 
-def expected_qdisc(t: LocalTunnel) -> dict[str, Any]:
-    """The tunnel's root qdisc as the model wants it: netem with its delay and limit when the tunnel
-    has a delay; otherwise only that no netem delays it (any other qdisc is the user's or the kernel's)."""
-    return qdisc_for(t.delay_us)
-
-
-def qdisc_for(delay_us: int | None) -> dict[str, Any]:
-    """``expected_qdisc`` for a delay alone (the networkd backend reads it back from its files)."""
+def expected_qdisc(delay_us: int | None) -> dict[str, Any]:
+    """A tunnel's root qdisc as the model wants it: netem with its delay and limit when it has a
+    delay; otherwise only that no netem delays it (any other qdisc is the user's or the kernel's).
+    Takes the delay alone: the networkd backend reads it back from its files, not from a model."""
     if not delay_us:
         return {"delay": "none"}
     return {"qdisc": "netem", "delay": format_delay(delay_us), "qdisc-limit": NETEM_LIMIT}
 
 
-def actual_qdisc(link: LinkState) -> dict[str, Any]:
-    return qdisc_fields(link.qdisc)
-
-
-def qdisc_fields(q: QdiscInfo | None) -> dict[str, Any]:
+def actual_qdisc(q: QdiscInfo | None) -> dict[str, Any]:
     """A root qdisc as the fields ``expected_qdisc`` names (delay 'none' unless it is netem)."""
     if q is None or q.kind != "netem":
         return {"qdisc": q.kind if q is not None else "none", "delay": "none", "qdisc-limit": None}
     return {"qdisc": "netem", "delay": format_delay(q.delay_us or 0), "qdisc-limit": q.limit}
 
 
-def qdisc_drift(t: LocalTunnel, link: LinkState) -> dict[str, tuple[Any, Any]]:
-    """Field -> (kernel's value, model's value) where the tunnel's root qdisc differs from the model."""
-    return delay_drift(t.delay_us, link.qdisc)
-
-
 def delay_drift(delay_us: int | None, q: QdiscInfo | None) -> dict[str, tuple[Any, Any]]:
-    """``qdisc_drift`` for a delay and a root qdisc."""
-    actual = qdisc_fields(q)
-    return {k: (actual[k], v) for k, v in qdisc_for(delay_us).items() if actual[k] != v}
+    """Field -> (kernel's value, model's value) where a root qdisc differs from what the delay wants."""
+    actual = actual_qdisc(q)
+    return {k: (actual[k], v) for k, v in expected_qdisc(delay_us).items() if actual[k] != v}
 
 
 def on_off(state: bool) -> str:

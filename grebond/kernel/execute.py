@@ -30,7 +30,7 @@ from grebond.kernel.netlink import (
 )
 from grebond.kernel.plan import BOND_ATTRS, Op
 from grebond.kernel.qdisc import delete_root_qdisc, set_netem
-from grebond.model import ARP_VALIDATE, LACP_RATES, NETEM_LIMIT, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
+from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode, LocalBond, LocalTunnel
 
 
 def tunnel_kwargs(t: LocalTunnel) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def _run(ip: Any, op: Op, bond: LocalBond, creation: dict[str, Any]) -> None:
     elif op.action == "qdisc":
         assert op.tunnel is not None
         if op.tunnel.delay_us:
-            set_netem(ip, _need(ip, op.target), op.tunnel.delay_us, NETEM_LIMIT)
+            set_netem(ip, _need(ip, op.target), op.tunnel.delay_us)
         else:
             delete_root_qdisc(ip, _need(ip, op.target))
     else:  # pragma: no cover - plan_ops makes no other action

@@ -29,11 +29,11 @@ from typing import Any
 from grebond.kernel.desired import (
     actual_addresses,
     actual_offloads,
+    delay_drift,
     expected_addresses,
     expected_bond,
     expected_qdisc,
     on_off,
-    qdisc_drift,
     tunnel_drift,
     wanted_offloads,
 )
@@ -213,9 +213,9 @@ def plan_ops(bond: LocalBond, state: KernelState) -> list[Op]:
         tl = state.link(t.name)
         if t.name in created or tl is None:
             if t.delay_us:      # a new device has the kernel's default qdisc
-                ops.append(Op("qdisc", t.name, tuple((k, None, v) for k, v in expected_qdisc(t).items()),
+                ops.append(Op("qdisc", t.name, tuple((k, None, v) for k, v in expected_qdisc(t.delay_us).items()),
                               shown=False, tunnel=t))
-        elif drift := qdisc_drift(t, tl):
+        elif drift := delay_drift(t.delay_us, tl.qdisc):
             ops.append(Op("qdisc", t.name, tuple((k, old, new) for k, (old, new) in drift.items()), tunnel=t))
     if fresh or link is None or not link.admin_up:
         ops.append(Op("up", bond.name, shown=not fresh))

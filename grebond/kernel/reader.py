@@ -20,7 +20,16 @@ from typing import Any
 from grebond.errors import SystemAccessError
 from grebond.kernel.netlink import GRE_KEY, IP6_TNL_F_IGN_ENCAP_LIMIT, IP6GRE_KEY, ipr
 from grebond.kernel.qdisc import root_qdiscs
-from grebond.kernel.state import IFF_LOWER_UP, BondInfo, KernelState, LinkState, Route, SlaveInfo, TunnelInfo
+from grebond.kernel.state import (
+    IFF_LOWER_UP,
+    BondInfo,
+    KernelState,
+    LinkState,
+    QdiscInfo,
+    Route,
+    SlaveInfo,
+    TunnelInfo,
+)
 from grebond.model import ARP_VALIDATE, LACP_RATES, XMIT_HASH_POLICIES, BondMode
 
 MII_STATUS = ("up", "fail", "down", "back")
@@ -106,7 +115,7 @@ def _int_or(value: Any, default: int) -> int:
     return default if value is None else int(value)
 
 
-def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkState:
+def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]], qdiscs: dict[int, QdiscInfo]) -> LinkState:
     info = msg.get_attr("IFLA_LINKINFO")
     kind = _nested(info, "IFLA_INFO_KIND")
     data = _nested(info, "IFLA_INFO_DATA")
@@ -134,6 +143,7 @@ def _link(msg: Any, names: dict[int, str], addrs: dict[int, list[str]]) -> LinkS
         tunnel=_tunnel(kind, data) if kind in ("gretap", "ip6gretap") else None,
         bond=_bond(data, names) if kind == "bond" else None,
         slave=slave,
+        qdisc=qdiscs.get(index),
         rx_bytes=int(stats["rx_bytes"]) if stats is not None else 0,
         tx_bytes=int(stats["tx_bytes"]) if stats is not None else 0,
         rx_packets=int(stats["rx_packets"]) if stats is not None else 0,
@@ -183,7 +193,7 @@ def _read(ip: Any, remotes: Iterable[str], features: Iterable[str]) -> KernelSta
     qdiscs = root_qdiscs(ip)
     links = {}
     for m in msgs:
-        link = replace(_link(m, names, addrs), qdisc=qdiscs.get(int(m["index"])))
+        link = _link(m, names, addrs, qdiscs)
         links[link.name] = link
     _add_bond_attrs(links)
     _add_features(links, features)
